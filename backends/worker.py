@@ -1,0 +1,77 @@
+"""Runs one job on one backend and guarantees its event contract, whatever the adapter does.
+
+Every dispatch implementation drives adapters through ``run_job``: the job gets Started, Deltas and exactly
+one terminal event; an adapter that raises or stops early yields ``Failed`` instead of a silent end.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from backends.events import Completed, Delta, Event, Failed, Started
+from backends.protocol import Backend
+from dispatch.job import Job
+from observability import semconv as sc
+from observability.propagation import context_from_traceparent
+from observability.telemetry import Telemetry
+
+log = logging.getLogger("lockgate.worker")
+Emit = Callable[[Event], Awaitable[None]]
+
+
+def deadline_failure() -> Failed:
+    return Failed(type="timeout", code="deadline_exceeded", status=504,
+                  message="the request's deadline passed before a worker could start it")
+
+
+async def run_job(backend: Backend, job: Job, emit: Emit, telemetry: Telemetry, worker_id: str = "") -> Event:
+    """Drive ``backend.generate`` for ``job``; return the terminal event that was emitted."""
+    if job.expired():
+        failure = deadline_failure()
+        await emit(failure)
+        return failure
+    parent = context_from_traceparent(job.traceparent)
+    with telemetry.tracer.start_as_current_span(
+        f"process {job.backend}", kind=SpanKind.CONSUMER, context=parent,
+        attributes={"messaging.operation.type": "process", "messaging.destination.name": job.backend,
+                    sc.BACKEND: backend.name, sc.PROVIDER: backend.engine, sc.ATTEMPT: job.attempt,
+                    sc.QUEUE_WAIT: max(0.0, (time.time_ns() - job.enqueued_ns) / 1e9)},
+    ) as span:
+        terminal: Event | None = None
+        saw_start = False
+        saw_delta = False
+        try:
+            async for event in backend.generate(job.request):
+                if isinstance(event, Started):
+                    saw_start = True
+                    event = Started(backend=event.backend, engine=event.engine, worker=worker_id, t_ns=event.t_ns)
+                elif not saw_start:
+                    saw_start = True
+                    await emit(Started(backend=backend.name, engine=backend.engine, worker=worker_id,
+                                       t_ns=time.time_ns()))
+                saw_delta = saw_delta or isinstance(event, Delta)
+                await emit(event)
+                if isinstance(event, Completed | Failed):
+                    terminal = event
+                    break
+        except Exception as exc:  # an adapter bug must become one error event, never a hung client
+            log.exception("backend %s raised while serving job %s", backend.name, job.id)
+            terminal = Failed(type="engine_error", status=502, retryable=not saw_delta,
+                              message=f"backend {backend.name!r} failed: {type(exc).__name__}")
+            await emit(terminal)
+        if terminal is None:
+            terminal = Failed(type="engine_error", status=502,
+                              message=f"backend {backend.name!r} ended the stream without finishing")
+            await emit(terminal)
+        if isinstance(terminal, Failed):
+            span.set_status(Status(StatusCode.ERROR, terminal.message))
+            span.set_attribute(sc.ERROR_TYPE, terminal.code or terminal.type)
+        return terminal
+
+
+def is_token(event: Event) -> bool:
+    return isinstance(event, Delta) and event.tokens > 0

@@ -1,0 +1,108 @@
+"""Loads and validates a config file, explaining every error with its field and line."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from backends.registry import PluginRegistry, UnknownBackendKind
+from gateway.config.locate import locate, split_path
+from gateway.config.schema import Config
+
+
+class ConfigError(ValueError):
+    """A config problem, with where it is. ``str()`` gives ``FILE:LINE: field: message`` lines."""
+
+    def __init__(self, problems: list[tuple[str, str, int | None]], source: str) -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__("\n".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        out = []
+        for field, message, line in self.problems:
+            where = f"{self.source}:{line}" if line else self.source
+            out.append(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+        return out
+
+
+_TOML_POS = re.compile(r"\(at line (\d+), column \d+\)")
+_MSGSPEC_PATH = re.compile(r" - at `(\$[^`]*)`$")
+
+
+def parse_config(text: str, *, source: str = "<config>", registry: PluginRegistry | None = None) -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = _TOML_POS.search(str(exc))
+        raise ConfigError([("", f"invalid TOML: {exc}", int(m.group(1)) if m else None)], source) from None
+    try:
+        config = msgspec.convert(raw, Config, strict=True)
+    except msgspec.ValidationError as exc:
+        raise _field_error(str(exc), text, source) from None
+    problems = _check(config, registry or PluginRegistry.discover())
+    if problems:
+        raise ConfigError([(f, msg, locate(text, split_path(f))) for f, msg in problems], source)
+    return config
+
+
+def _field_error(message: str, text: str, source: str, prefix: str = "") -> ConfigError:
+    m = _MSGSPEC_PATH.search(message)
+    path = prefix + (m.group(1).removeprefix("$") if m else "")
+    field = path.lstrip(".")
+    msg = message[: m.start()] if m else message
+    return ConfigError([(field, msg, locate(text, split_path(path)))], source)
+
+
+def _check(config: Config, registry: PluginRegistry) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    if not config.models:
+        problems.append(("models", "at least one model is required"))
+    for name, model in config.models.items():
+        if not model.backends:
+            problems.append((f"models.{name}.backends", "a model needs at least one backend"))
+        for i, member in enumerate(model.backends):
+            if member.backend not in config.backends:
+                problems.append((f"models.{name}.backends[{i}].backend",
+                                 f"unknown backend {member.backend!r}; defined: {', '.join(sorted(config.backends))}"))
+        if model.backends and not any(m.weight > 0 for m in model.backends):
+            problems.append((f"models.{name}.backends", "at least one backend needs a weight above 0"))
+        if model.max_output_tokens > model.max_context:
+            problems.append((f"models.{name}.max_output_tokens", "cannot exceed max_context"))
+    for name, backend in config.backends.items():
+        try:
+            registry.convert_options(backend.kind, backend.options)
+        except UnknownBackendKind as exc:
+            problems.append((f"backends.{name}.kind", str(exc)))
+        except msgspec.ValidationError as exc:
+            m = _MSGSPEC_PATH.search(str(exc))
+            sub = m.group(1).removeprefix("$") if m else ""
+            msg = str(exc)[: m.start()] if m else str(exc)
+            problems.append((f"backends.{name}.options{sub}", msg))
+    return problems
+
+
+def load_config(path: str | Path, registry: PluginRegistry | None = None) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([("", f"cannot read: {exc.strerror}", None)], str(p)) from None
+    return parse_config(text, source=str(p), registry=registry)
+
+
+def default_config_text() -> str:
+    return files("gateway.config").joinpath("default.toml").read_text(encoding="utf-8")
+
+
+def load_default_config(registry: PluginRegistry | None = None) -> Config:
+    return parse_config(default_config_text(), source="<built-in default>", registry=registry)
+
+
+def raw_options(config: Config, backend: str) -> dict[str, Any]:
+    return dict(config.backends[backend].options)

@@ -1,0 +1,127 @@
+"""lockgate's configuration: one TOML file parsed into these Structs. Each field documents itself."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+Positive = Annotated[int, msgspec.Meta(gt=0)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ServerConfig(_Section, frozen=True):
+    host: str = "127.0.0.1"
+    """Address to listen on."""
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+    """TCP port (0 picks a free one)."""
+    max_body_bytes: Positive = 1_048_576
+    """Largest request body accepted, counted as it arrives (chunked bodies included); larger is 413."""
+    log_format: Literal["text", "json"] = "text"
+    """Log line format; ``json`` writes one JSON object per line."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Lowest level logged."""
+    shutdown_grace_s: Annotated[float, msgspec.Meta(ge=0)] = 10.0
+    """On shutdown, how long running requests may finish before they are cancelled."""
+
+
+class ApiKey(_Section, frozen=True):
+    name: str
+    """Who the key belongs to (logged; the key itself never is)."""
+    sha256: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+    """Hex SHA-256 of the key; make one with ``lockgate config hash-key``."""
+
+
+class AuthConfig(_Section, frozen=True):
+    enabled: bool = True
+    """Require an API key (``Authorization: Bearer KEY``). Turn off only for local use."""
+    keys: tuple[ApiKey, ...] = ()
+    """Accepted keys, stored as hashes. ``LOCKGATE_API_KEYS`` (comma-separated plain keys) adds more."""
+
+
+class LimitsConfig(_Section, frozen=True):
+    max_queue_depth: Positive = 256
+    """Jobs allowed to wait per backend; beyond it requests get 429 with Retry-After."""
+    retry_after_s: PositiveFloat = 1.0
+    """Retry-After given with a 429."""
+    max_n: Positive = 8
+    """Largest ``n`` accepted."""
+    max_attempts: Positive = 2
+    """Upstream attempts per request, first included; retries happen only before the first token."""
+    ttft_timeout_s: PositiveFloat = 60.0
+    """A request with no first token by then fails with 504."""
+    idle_timeout_s: PositiveFloat = 30.0
+    """A stream with no event for this long fails with an error event."""
+    request_timeout_s: PositiveFloat = 600.0
+    """Deadline from arrival: a job past it is not started."""
+
+
+class PoolMember(_Section, frozen=True):
+    backend: str
+    """Name of a backend in ``[backends]``."""
+    weight: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    """Share of the model's traffic (relative to the other members)."""
+
+
+class ModelConfig(_Section, frozen=True):
+    backends: tuple[PoolMember, ...]
+    """The pool serving this public model name."""
+    max_context: Positive = 8192
+    """Context length in tokens, as the model has it."""
+    max_output_tokens: Positive = 4096
+    """Largest ``max_tokens`` accepted; also the default when a request gives none."""
+    owned_by: str = "lockgate"
+    """``owned_by`` in /v1/models."""
+
+
+class BackendConfig(_Section, frozen=True):
+    kind: str
+    """Adapter plugin name from the ``lockgate.backends`` entry-point group (``sim`` is built in)."""
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+    """Options of that kind; ``lockgate config check`` validates them against the plugin's schema."""
+    concurrency: Positive | None = None
+    """Jobs a worker runs at once on this backend (default: the adapter's own figure)."""
+
+
+class RoutingConfig(_Section, frozen=True):
+    health_interval_s: PositiveFloat = 2.0
+    """How often each backend's own health check runs."""
+    eject_after: Positive = 5
+    """Consecutive failures after which a backend is taken out of rotation."""
+    ejection_s: PositiveFloat = 5.0
+    """First ejection's length; it doubles with each ejection in a row (at most 60 s)."""
+
+
+class DispatchConfig(_Section, frozen=True):
+    kind: Literal["embedded"] = "embedded"
+    """``embedded``: asyncio queues and workers inside the gateway process."""
+
+
+class TelemetryConfig(_Section, frozen=True):
+    service_name: str = "lockgate"
+    """``service.name`` resource attribute."""
+    traces: Literal["none", "console"] = "none"
+    """Where spans go."""
+    metrics: Literal["none", "console"] = "none"
+    """Where metrics go."""
+    export_interval_ms: Positive = 10_000
+    """Metric export period."""
+    record_content: bool = False
+    """Record prompts and completions on spans (off: they are never recorded)."""
+
+
+class Config(_Section, frozen=True):
+    models: dict[str, ModelConfig]
+    """Public model names and their backend pools."""
+    backends: dict[str, BackendConfig]
+    """Backends by name."""
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
+    dispatch: DispatchConfig = msgspec.field(default_factory=DispatchConfig)
+    telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)

@@ -1,0 +1,1 @@
+"""Thin HTTP handlers; the logic lives in gateway.serving and gateway.runtime."""

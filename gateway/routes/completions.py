@@ -1,0 +1,26 @@
+"""POST /v1/chat/completions and /v1/completions."""
+
+from __future__ import annotations
+
+from litestar import Response, post
+from litestar.response import Stream
+
+from gateway.serving import CompletionService
+from gateway.types import AnyRequest
+
+
+async def _serve(request: AnyRequest, chat: bool) -> Response[bytes] | Stream:
+    service: CompletionService = request.app.state.service
+    service.runtime.auth.authenticate(request.headers.get("authorization"))
+    body = await request.body()
+    return await service.handle(request, body, chat, request.scope["state"]["request_id"])
+
+
+@post("/v1/chat/completions", status_code=200)
+async def chat_completions(request: AnyRequest) -> Response[bytes] | Stream:
+    return await _serve(request, chat=True)
+
+
+@post("/v1/completions", status_code=200)
+async def completions(request: AnyRequest) -> Response[bytes] | Stream:
+    return await _serve(request, chat=False)

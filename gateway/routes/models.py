@@ -1,0 +1,35 @@
+"""GET /v1/models and /v1/models/{id}."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Response, get
+
+from gateway.protocol import ModelCard, ModelList
+from gateway.runtime import Runtime
+from gateway.types import AnyRequest
+from gateway.validation import model_not_found
+
+
+def _runtime(request: AnyRequest) -> Runtime:
+    runtime: Runtime = request.app.state.service.runtime
+    runtime.auth.authenticate(request.headers.get("authorization"))
+    return runtime
+
+
+@get("/v1/models")
+async def list_models(request: AnyRequest) -> Response[bytes]:
+    rt = _runtime(request)
+    cards = [ModelCard(id=name, created=rt.started_at, owned_by=m.owned_by) for name, m in rt.config.models.items()]
+    return Response(msgspec.json.encode(ModelList(cards)), media_type="application/json")
+
+
+@get("/v1/models/{model_id:path}")
+async def get_model(request: AnyRequest, model_id: str) -> Response[bytes]:
+    rt = _runtime(request)
+    name = model_id.lstrip("/")
+    model = rt.config.models.get(name)
+    if model is None:
+        raise model_not_found(name)
+    return Response(msgspec.json.encode(ModelCard(id=name, created=rt.started_at, owned_by=model.owned_by)),
+                    media_type="application/json")

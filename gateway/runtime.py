@@ -1,0 +1,86 @@
+"""Everything a gateway process runs, built from one Config: backends, dispatch, routing, auth, telemetry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from backends.protocol import Backend, Health, HealthState
+from backends.registry import PluginRegistry
+from dispatch.embedded import EmbeddedDispatcher
+from gateway.auth import Authenticator
+from gateway.config.schema import Config
+from observability.telemetry import Telemetry
+from routing.health import HealthBoard
+from routing.router import Router
+
+log = logging.getLogger("lockgate.runtime")
+
+
+class Runtime:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        registry: PluginRegistry | None = None,
+        telemetry: Telemetry | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        self.config = config
+        registry = registry or PluginRegistry.discover()
+        self.telemetry = telemetry or Telemetry.build(config.telemetry)
+        self.backends: dict[str, Backend] = {
+            name: registry.create(name, b.kind, b.options) for name, b in config.backends.items()}
+        self.dispatcher = EmbeddedDispatcher(
+            self.backends, telemetry=self.telemetry, max_queue_depth=config.limits.max_queue_depth,
+            retry_after_s=config.limits.retry_after_s,
+            concurrency={n: b.concurrency for n, b in config.backends.items() if b.concurrency})
+        self.health = HealthBoard(list(self.backends), eject_after=config.routing.eject_after,
+                                  base_ejection_s=config.routing.ejection_s)
+        self.router = Router(config.models, self.health)
+        self.auth = Authenticator.from_config(config.auth, environ)
+        self.engines = {name: b.engine for name, b in self.backends.items()}
+        self.max_n = {name: b.max_n for name, b in self.backends.items()}
+        self._poller: asyncio.Task[None] | None = None
+        self.started_at = int(time.time())
+
+    async def start(self) -> None:
+        results = await asyncio.gather(*(b.start() for b in self.backends.values()), return_exceptions=True)
+        for (name, _), result in zip(self.backends.items(), results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("backend %s failed to start: %s", name, result)
+                self.health.set_health(name, Health(HealthState.DOWN, f"start failed: {result}"))
+        await self.dispatcher.start()
+        await self.poll_health()
+        self._poller = asyncio.create_task(self._poll_forever(), name="lockgate-health-poller")
+        if not self.auth.enabled:
+            log.warning("API key authentication is off: anyone who can reach this port can use it")
+
+    async def close(self) -> None:
+        if self._poller:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        await self.dispatcher.close(self.config.server.shutdown_grace_s)
+        await asyncio.gather(*(b.close() for b in self.backends.values()), return_exceptions=True)
+        self.telemetry.shutdown()
+
+    async def poll_health(self) -> None:
+        for name, backend in self.backends.items():
+            try:
+                health = await asyncio.wait_for(backend.health(), timeout=self.config.routing.health_interval_s)
+            except Exception as exc:  # a failing probe is a down backend, not a crashed poller
+                health = Health(HealthState.DOWN, f"health check failed: {type(exc).__name__}")
+            self.health.set_health(name, health)
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.routing.health_interval_s)
+            await self.poll_health()
+
+    async def readiness(self) -> tuple[bool, dict[str, str]]:
+        healthy = {name: self.health.health(name).state.value for name in self.backends}
+        ok = await self.dispatcher.ping() and any(self.health.available(n) for n in self.backends)
+        return ok, healthy

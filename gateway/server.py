@@ -1,0 +1,44 @@
+"""Runs the gateway under uvicorn (uvloop + httptools) in the current process."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+
+import uvicorn
+
+from gateway.app import create_app
+from gateway.config.schema import Config
+from gateway.runtime import Runtime
+
+log = logging.getLogger("lockgate.server")
+
+
+def uvicorn_config(runtime: Runtime, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(runtime), host=host, port=port, lifespan="on", log_config=None, access_log=False,
+        loop="uvloop" if sys.platform != "win32" else "asyncio", http="httptools",
+        timeout_graceful_shutdown=int(runtime.config.server.shutdown_grace_s) or None,
+        # Streams are long-lived: keep idle keep-alive connections a little while, not forever.
+        timeout_keep_alive=15, server_header=False)
+
+
+async def serve(runtime: Runtime, host: str, port: int) -> None:
+    server = uvicorn.Server(uvicorn_config(runtime, host, port))
+    await server.serve()
+
+
+def run(config: Config, host: str | None = None, port: int | None = None) -> int:
+    host = host or config.server.host
+    port = config.server.port if port is None else port
+    runtime = Runtime(config)
+    cfg = uvicorn_config(runtime, host, port)
+    server = uvicorn.Server(cfg)
+    log.info("lockgate serving %d model(s) on http://%s:%d (dispatch: %s)", len(config.models), host, port,
+             config.dispatch.kind)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    return 0 if server.started or not server.should_exit else 1
+
+

@@ -1,0 +1,159 @@
+"""The completion service: body -> validated request -> execution -> OpenAI JSON or SSE."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
+
+from litestar import Response
+from litestar.response import Stream
+
+from backends.events import Completed, Delta, Event, Failed
+from backends.request import GenerationRequest
+from gateway.errors import APIError
+from gateway.execution import Execution
+from gateway.protocol import ChatCompletionRequest, CompletionRequest
+from gateway.render import Renderer
+from gateway.runtime import Runtime
+from gateway.types import AnyRequest
+from gateway.validation import decode, model_not_found, normalize_chat, normalize_completion
+from observability.propagation import extract
+from observability.recorder import RequestRecorder
+
+T = TypeVar("T")
+JSON = "application/json"
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class CompletionService:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def parse(self, body: bytes, chat: bool, request_id: str) -> tuple[GenerationRequest, bool]:
+        """Validate a body; return the normalized request and whether usage goes in the stream."""
+        cfg = self.runtime.config
+        req: ChatCompletionRequest | CompletionRequest = (
+            decode(body, ChatCompletionRequest) if chat else decode(body, CompletionRequest))
+        model = cfg.models.get(req.model)
+        if model is None:
+            raise model_not_found(req.model)
+        if isinstance(req, ChatCompletionRequest):
+            normalized = normalize_chat(req, request_id, model, cfg.limits)
+        else:
+            normalized = normalize_completion(req, request_id, model, cfg.limits)
+        include_usage = bool(req.stream and req.stream_options and req.stream_options.include_usage)
+        return normalized, include_usage
+
+    async def handle(self, request: AnyRequest, body: bytes, chat: bool,
+                     request_id: str) -> Response[bytes] | Stream:
+        gen_request, include_usage = self.parse(body, chat, request_id)
+        rt = self.runtime
+        recorder = RequestRecorder(rt.telemetry, gen_request, extract(dict(request.headers)))
+        execution = Execution(gen_request, router=rt.router, dispatcher=rt.dispatcher, limits=rt.config.limits,
+                              recorder=recorder, engines=rt.engines, max_n=rt.max_n)
+        renderer = Renderer(chat, gen_request.model, gen_request.n, include_usage)
+        headers = {"x-lockgate-trace-id": recorder.trace_id} if recorder.trace_id else {}
+        try:
+            first = await _until_disconnect(request, execution.start())
+        except APIError as err:
+            recorder.failed(Failed(type=err.type, message=err.message, status=err.status, code=err.code))
+            raise
+        except BaseException:
+            await execution.cancel()
+            recorder.cancelled()
+            raise
+        headers["x-lockgate-backend"] = execution.backend
+        if gen_request.stream:
+            return Stream(_stream(first, execution, renderer, recorder), media_type="text/event-stream",
+                          headers={**SSE_HEADERS, **headers})
+        try:
+            body_out = await _until_disconnect(request, _collect(first, execution, renderer, recorder))
+        except BaseException:
+            await execution.cancel()
+            recorder.cancelled()
+            raise
+        return Response(body_out, media_type=JSON, headers=headers)
+
+
+async def _until_disconnect(request: AnyRequest, work: Awaitable[T]) -> T:
+    """Await ``work``, cancelling it if the client hangs up first (non-streamed requests have no writes
+    that would notice)."""
+    task: asyncio.Future[T] = asyncio.ensure_future(work)
+    watcher: asyncio.Future[None] = asyncio.ensure_future(_disconnected(request))
+    racers: set[asyncio.Future[Any]] = {task, watcher}
+    try:
+        await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        raise asyncio.CancelledError("client disconnected")
+    return task.result()
+
+
+async def _disconnected(request: AnyRequest) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _collect(first: Delta | Completed, execution: Execution, renderer: Renderer,
+                   recorder: RequestRecorder) -> bytes:
+    texts = [""] * execution.request.n
+    events: list[Event] = [first]
+
+    async def all_events() -> AsyncIterator[Event]:
+        for e in events:
+            yield e
+        if not isinstance(first, Completed):
+            async for e in execution.rest():
+                yield e
+
+    async for event in all_events():
+        if isinstance(event, Delta):
+            texts[event.index] += event.text
+            recorder.chunk_sent(event)
+        elif isinstance(event, Completed):
+            recorder.completed(event, renderer.id)
+            return renderer.body(texts, event)
+        elif isinstance(event, Failed):
+            recorder.failed(event)
+            raise APIError.from_failed(event)
+    raise APIError(502, "The job ended without a result.")
+
+
+async def _stream(first: Delta | Completed, execution: Execution, renderer: Renderer,
+                  recorder: RequestRecorder) -> AsyncIterator[bytes]:
+    try:
+        yield renderer.opening()
+        event: Event = first
+        pending = None if isinstance(first, Completed) else execution.rest()
+        while True:
+            if isinstance(event, Delta):
+                if event.text:
+                    yield renderer.delta(event)
+                recorder.chunk_sent(event)
+            elif isinstance(event, Completed):
+                recorder.completed(event, renderer.id)
+                yield renderer.closing(event)
+                return
+            elif isinstance(event, Failed):
+                recorder.failed(event)
+                yield renderer.error(APIError.from_failed(event))
+                return
+            if pending is None:
+                return
+            try:
+                event = await anext(pending)
+            except StopAsyncIteration:
+                return
+    finally:
+        if not execution.finished:
+            await execution.cancel()
+            recorder.cancelled()

@@ -1,0 +1,145 @@
+"""Per-request timing at the gateway edge: one SERVER span and the latency metrics of METRICS.md.
+
+Times inside the process use ``perf_counter``; times that cross the queue (enqueue, engine start, engine
+chunk arrival) are wall-clock ns carried in the job and its events.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
+from opentelemetry.util.types import AttributeValue
+
+from backends.events import Completed, Delta, Failed, Started
+from backends.request import GenerationRequest
+from observability import semconv as sc
+from observability.propagation import traceparent_of
+from observability.telemetry import Telemetry
+
+
+class RequestRecorder:
+    def __init__(self, telemetry: Telemetry, request: GenerationRequest, parent: Context | None) -> None:
+        self._t = telemetry
+        self.received = time.perf_counter()
+        self.received_ns = time.time_ns()
+        self._request = request
+        attrs: dict[str, AttributeValue] = {
+            sc.OPERATION: request.operation,
+            sc.REQUEST_MODEL: request.model,
+            sc.REQUEST_MAX_TOKENS: request.max_tokens,
+            sc.REQUEST_STREAM: request.stream,
+            sc.REQUEST_ID: request.request_id,
+        }
+        if request.temperature is not None:
+            attrs[sc.REQUEST_TEMPERATURE] = request.temperature
+        if request.top_p is not None:
+            attrs[sc.REQUEST_TOP_P] = request.top_p
+        self.span: Span = telemetry.tracer.start_span(
+            f"{request.operation} {request.model}", kind=SpanKind.SERVER, context=parent, attributes=attrs)
+        self._metric_attrs: dict[str, AttributeValue] = {
+            sc.OPERATION: request.operation, sc.REQUEST_MODEL: request.model, sc.PROVIDER: "unknown",
+            sc.BACKEND: "none", sc.ARM: "default"}
+        self.backend = ""
+        self.queue_wait: float | None = None
+        self.first: float | None = None
+        self.last: float | None = None
+        self.tokens = 0
+        self._itl_sum = 0.0
+        self._itl_tokens = 0
+        self._ended = False
+        telemetry.instruments.in_flight.add(1, {sc.REQUEST_MODEL: request.model})
+
+    @property
+    def trace_id(self) -> str | None:
+        ctx = self.span.get_span_context()
+        return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+    def routed(self, backend: str, engine: str, arm: str, attempt: int, decision: Mapping[str, str]) -> None:
+        self.backend = backend
+        self._metric_attrs.update({sc.BACKEND: backend, sc.PROVIDER: engine, sc.ARM: arm})
+        self.span.set_attributes({sc.BACKEND: backend, sc.PROVIDER: engine, sc.ARM: arm, sc.ATTEMPT: attempt,
+                                  **{f"lockgate.route.{k}": v for k, v in decision.items()}})
+
+    def producer_span(self, backend: str) -> Span:
+        """The PRODUCER span of one enqueue; its context travels in the job."""
+        return self._t.tracer.start_span(
+            f"send {backend}", kind=SpanKind.PRODUCER, context=set_span_in_context(self.span),
+            attributes={"messaging.operation.type": "send", "messaging.destination.name": backend})
+
+    @staticmethod
+    def traceparent(span: Span) -> str | None:
+        return traceparent_of(span)
+
+    def enqueued(self, enqueued_ns: int) -> None:
+        self._t.instruments.overhead.record(max(0.0, (enqueued_ns - self.received_ns) / 1e9),
+                                            {**self._metric_attrs, sc.PHASE: "request"})
+
+    def started(self, event: Started, enqueued_ns: int) -> None:
+        self.queue_wait = max(0.0, (event.t_ns - enqueued_ns) / 1e9)
+        self._t.instruments.queue_wait.record(self.queue_wait, self._metric_attrs)
+        self.span.set_attribute(sc.QUEUE_WAIT, self.queue_wait)
+
+    def chunk_sent(self, delta: Delta) -> None:
+        """Called right after a token-carrying chunk was handed to the client connection."""
+        if delta.tokens <= 0:
+            return
+        now = time.perf_counter()
+        if self.first is None:
+            self.first = now
+            ttft = now - self.received
+            self._t.instruments.ttft.record(ttft, self._metric_attrs)
+            self.span.set_attribute(sc.TIME_TO_FIRST_CHUNK, ttft)
+            self.span.add_event("first_token")
+            if delta.t_ns:
+                relay = max(0.0, (time.time_ns() - delta.t_ns) / 1e9)
+                self._t.instruments.overhead.record(relay, {**self._metric_attrs, sc.PHASE: "first_chunk"})
+        elif self.last is not None:
+            per_token = (now - self.last) / delta.tokens
+            self._itl_sum += now - self.last
+            self._itl_tokens += delta.tokens
+            for _ in range(delta.tokens):
+                self._t.instruments.itl.record(per_token, self._metric_attrs)
+        self.last = now
+        self.tokens += delta.tokens
+
+    def completed(self, event: Completed, response_id: str) -> None:
+        self.span.set_attributes({
+            sc.RESPONSE_MODEL: self._request.model, sc.RESPONSE_ID: response_id,
+            sc.RESPONSE_FINISH_REASONS: list(event.finish_reasons),
+            sc.USAGE_INPUT: event.prompt_tokens, sc.USAGE_OUTPUT: event.completion_tokens})
+        self._t.instruments.tokens.record(event.prompt_tokens, {**self._metric_attrs, sc.TOKEN_TYPE: "input"})
+        self._t.instruments.tokens.record(event.completion_tokens, {**self._metric_attrs, sc.TOKEN_TYPE: "output"})
+        n_out = event.completion_tokens
+        if self.first is not None and self.last is not None and n_out >= 2:
+            tpot = (self.last - self.first) / (n_out - 1)
+            self._t.instruments.tpot.record(tpot, self._metric_attrs)
+            self.span.set_attribute(sc.TPOT, tpot)
+        if self._itl_tokens:
+            self.span.set_attribute(sc.ITL_MEAN, self._itl_sum / self._itl_tokens)
+        self.span.add_event("finish", {sc.RESPONSE_FINISH_REASONS: list(event.finish_reasons)})
+        self._end("ok")
+
+    def failed(self, event: Failed) -> None:
+        self.span.set_status(Status(StatusCode.ERROR, event.message))
+        self.span.set_attribute(sc.ERROR_TYPE, event.code or event.type)
+        self._end(event.code or event.type)
+
+    def cancelled(self) -> None:
+        self.span.set_attribute(sc.ERROR_TYPE, "client_disconnected")
+        self._end("cancelled")
+
+    def _end(self, outcome: str) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        attrs = {**self._metric_attrs, sc.OUTCOME: outcome}
+        if outcome != "ok":
+            attrs[sc.ERROR_TYPE] = outcome
+        self._t.instruments.duration.record(time.perf_counter() - self.received, attrs)
+        self._t.instruments.requests.add(1, attrs)
+        self._t.instruments.in_flight.add(-1, {sc.REQUEST_MODEL: self._request.model})
+        self.span.set_attribute(sc.OUTCOME, outcome)
+        self.span.end()
