@@ -126,6 +126,9 @@ class EmbeddedDispatcher:
                                       queued=lane.queue.qsize(), running=len(lane.jobs))
         return out
 
+    def queued(self, backend: str) -> int:
+        return self._lanes[backend].queue.qsize()
+
     def running(self, backend: str) -> int:
         return len(self._lanes[backend].jobs)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+from types import FrameType
 
 import uvicorn
 
@@ -13,6 +14,15 @@ from gateway.config.schema import Config
 from gateway.runtime import Runtime
 
 log = logging.getLogger("lockgate.server")
+
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, so the process dies by the signal;
+    a gateway that drained cleanly should exit 0 instead, for supervisors that count that as a failure."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
 
 
 def uvicorn_config(runtime: Runtime, host: str, port: int) -> uvicorn.Config:
@@ -25,7 +35,7 @@ def uvicorn_config(runtime: Runtime, host: str, port: int) -> uvicorn.Config:
 
 
 async def serve(runtime: Runtime, host: str, port: int) -> None:
-    server = uvicorn.Server(uvicorn_config(runtime, host, port))
+    server = GatewayServer(uvicorn_config(runtime, host, port))
     await server.serve()
 
 
@@ -34,7 +44,7 @@ def run(config: Config, host: str | None = None, port: int | None = None) -> int
     port = config.server.port if port is None else port
     runtime = Runtime(config)
     cfg = uvicorn_config(runtime, host, port)
-    server = uvicorn.Server(cfg)
+    server = GatewayServer(cfg)
     log.info("lockgate serving %d model(s) on http://%s:%d (dispatch: %s)", len(config.models), host, port,
              config.dispatch.kind)
     with contextlib.suppress(KeyboardInterrupt):

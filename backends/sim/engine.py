@@ -55,21 +55,24 @@ class SimBackend:
         self._sleep = sleep
         self._batch: Batch | None = None
         self._state = HealthState.STARTING
+        self._ready_at = 0.0
         self.started_requests = 0
         self.cancelled_requests = 0
         self.completed_requests = 0
 
     async def start(self) -> None:
+        # Returns at once, like an engine server that binds early and loads its model in the background.
         self._batch = Batch(self.options.batch_capacity)
-        if self.options.start_delay_ms:
-            await self._sleep(self.options.start_delay_ms / 1000)
+        self._ready_at = self._clock() + self.options.start_delay_ms / 1000
         self._state = HealthState.OK
 
     async def close(self) -> None:
         self._state = HealthState.DOWN
 
     async def health(self) -> Health:
-        reason = {HealthState.STARTING: "simulator starting", HealthState.DOWN: "simulator closed"}
+        if self._state is HealthState.OK and self._clock() < self._ready_at:
+            return Health(HealthState.STARTING, "simulator starting")
+        reason = {HealthState.STARTING: "simulator not started", HealthState.DOWN: "simulator closed"}
         return Health(self._state, reason.get(self._state, ""))
 
     async def load(self) -> Load:

@@ -38,4 +38,4 @@ class SimOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     faults_from_prompt: bool = True
     """Honour ``[[sim:fail_before]]``, ``[[sim:fail_after=K]]``, ``[[sim:hang]]`` markers in prompts."""
     start_delay_ms: NonNeg = 0.0
-    """Time ``start()`` takes, during which health is ``starting``."""
+    """Time after ``start()`` during which health reports ``starting`` (a loading engine)."""

@@ -6,13 +6,12 @@ import re
 import tomllib
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
 from backends.registry import PluginRegistry, UnknownBackendKind
 from gateway.config.locate import locate, split_path
-from gateway.config.schema import Config
+from gateway.config.schema import BackendConfig, Config, ModelConfig
 
 
 class ConfigError(ValueError):
@@ -41,6 +40,15 @@ def parse_config(text: str, *, source: str = "<config>", registry: PluginRegistr
     except tomllib.TOMLDecodeError as exc:
         m = _TOML_POS.search(str(exc))
         raise ConfigError([("", f"invalid TOML: {exc}", int(m.group(1)) if m else None)], source) from None
+    # msgspec writes dict keys as ``[...]`` in error paths, so named tables are checked entry by entry first.
+    for section, entry_type in (("models", ModelConfig), ("backends", BackendConfig)):
+        entries = raw.get(section)
+        if isinstance(entries, dict):
+            for key, entry in entries.items():
+                try:
+                    msgspec.convert(entry, entry_type, strict=True)
+                except msgspec.ValidationError as exc:
+                    raise _field_error(str(exc), text, source, prefix=f".{section}.{key}") from None
     try:
         config = msgspec.convert(raw, Config, strict=True)
     except msgspec.ValidationError as exc:
@@ -102,7 +110,3 @@ def default_config_text() -> str:
 
 def load_default_config(registry: PluginRegistry | None = None) -> Config:
     return parse_config(default_config_text(), source="<built-in default>", registry=registry)
-
-
-def raw_options(config: Config, backend: str) -> dict[str, Any]:
-    return dict(config.backends[backend].options)

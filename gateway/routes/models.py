@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Response, get
+from litestar.params import FromPath
 
 from gateway.protocol import ModelCard, ModelList
 from gateway.runtime import Runtime
@@ -25,7 +26,7 @@ async def list_models(request: AnyRequest) -> Response[bytes]:
 
 
 @get("/v1/models/{model_id:path}")
-async def get_model(request: AnyRequest, model_id: str) -> Response[bytes]:
+async def get_model(request: AnyRequest, model_id: FromPath[str]) -> Response[bytes]:
     rt = _runtime(request)
     name = model_id.lstrip("/")
     model = rt.config.models.get(name)
