@@ -109,10 +109,10 @@ class Execution:
 
     async def _first(self, job: Job, ttft_deadline: float) -> Delta | Completed | Failed:
         assert self._events is not None
-        loop = asyncio.get_running_loop()
         while True:
             try:
-                event = await asyncio.wait_for(anext(self._events), max(0.0, ttft_deadline - loop.time()))
+                async with asyncio.timeout_at(ttft_deadline):
+                    event = await anext(self._events)
             except TimeoutError:
                 await self.cancel()
                 raise APIError(504, f"No first token within {self._limits.ttft_timeout_s:g}s.", type="timeout",
@@ -131,7 +131,10 @@ class Execution:
         assert self._events is not None
         while not self.finished:
             try:
-                event = await asyncio.wait_for(anext(self._events), self._limits.idle_timeout_s)
+                # A timeout per event, not wait_for: wait_for wraps each anext() in a new Task (one per token).
+                # The context closes before the yield, so it never fires while the consumer writes.
+                async with asyncio.timeout(self._limits.idle_timeout_s):
+                    event = await anext(self._events)
             except TimeoutError:
                 await self.cancel()
                 event = Failed(type="timeout", code="idle_timeout", status=504,
