@@ -13,6 +13,7 @@ from litestar.exceptions import HTTPException
 
 from gateway.errors import APIError
 from gateway.request_id import request_id_middleware
+from gateway.routes.admin import experiments
 from gateway.routes.completions import chat_completions, completions
 from gateway.routes.health import healthz, readyz
 from gateway.routes.models import get_model, list_models
@@ -62,7 +63,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
                 await runtime.close()
 
     return Litestar(
-        route_handlers=[chat_completions, completions, list_models, get_model, healthz, readyz],
+        route_handlers=[chat_completions, completions, list_models, get_model, healthz, readyz, experiments],
         lifespan=[lifespan],
         middleware=[request_id_middleware],
         exception_handlers={APIError: _on_api_error, HTTPException: _on_http_exception, Exception: _on_unexpected},

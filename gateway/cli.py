@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 from gateway import __version__
 from gateway.auth import hash_key
+from gateway.commands import experiments as experiments_command
 from gateway.config.loader import ConfigError, default_config_text, load_config, load_default_config
 from gateway.config.schema import Config
 
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     hk.set_defaults(func=_cmd_hash_key)
     default = csub.add_parser("default", help="print the built-in default config")
     default.set_defaults(func=_cmd_default)
+    experiments_command.add_parser(sub)
     return parser
 
 

@@ -1,7 +1,8 @@
 """One client request's upstream attempts: route, submit, wait for the first token, then relay.
 
 A request moves to another attempt only while nothing reached the client: before the first token, on a
-retryable failure or a full queue. After the first token, any failure becomes one error event.
+retryable failure or a full queue, within ``limits.max_attempts`` and the fleet-wide retry budget. After the
+first token, any failure becomes one error event.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from dispatch.job import Job
 from gateway.config.schema import LimitsConfig
 from gateway.errors import APIError
 from observability.recorder import RequestRecorder
-from routing.router import Router
+from routing.budget import RetryBudget
+from routing.experiments import Timing
+from routing.router import RouteContext, RouteDecision, Router
 
 First = Delta | Completed
 
@@ -34,6 +37,8 @@ class Execution:
         recorder: RequestRecorder,
         engines: dict[str, str],
         max_n: dict[str, int],
+        budget: RetryBudget,
+        context: RouteContext | None = None,
         priority: int = 0,
     ) -> None:
         self.request = request
@@ -43,61 +48,54 @@ class Execution:
         self._recorder = recorder
         self._engines = engines
         self._max_n = max_n
+        self._budget = budget
+        self._context = context or RouteContext()
         self._priority = priority
         self._ticket: Ticket | None = None
         self._events: AsyncIterator[Event] | None = None
+        self._holding: str | None = None
         self.backend = ""
+        self.decision: RouteDecision | None = None
+        self.attempt = 0
         self.finished = False
+        # Timing at event arrival (perf_counter), the same measurement point for primary and shadow requests.
+        self._t0 = time.perf_counter()
+        self._t_first: float | None = None
+        self._t_last: float | None = None
+        self._tokens = 0
+        self._itl_tokens = 0
+        self._terminal: Completed | Failed | None = None
 
     async def start(self) -> First:
         """Run attempts until one yields its first token (or completes). Raises APIError otherwise."""
-        loop = asyncio.get_running_loop()
-        ttft_deadline = loop.time() + self._limits.ttft_timeout_s
+        ttft_deadline = asyncio.get_running_loop().time() + self._limits.ttft_timeout_s
         deadline_ns = self._recorder.received_ns + int(self._limits.request_timeout_s * 1e9)
         exclude: set[str] = set()
         refused: AdmissionRefused | None = None
         failure: Failed | None = None
-        attempt = 0
-        while attempt < self._limits.max_attempts:
-            decision = self._router.pick(self.request.model, frozenset(exclude))
-            if decision is None or (refused is not None and decision.backend in exclude):
-                break
-            backend = decision.backend
-            if self.request.n > self._max_n.get(backend, 1):
-                raise APIError(400, f"n={self.request.n} is more than backend {backend!r} of this model serves "
-                                    f"(at most {self._max_n.get(backend, 1)}).", param="n")
-            producer = self._recorder.producer_span(backend)
-            job = Job(id=uuid.uuid4().hex, model=self.request.model, backend=backend, request=self.request,
-                      priority=self._priority, deadline_ns=deadline_ns,
-                      traceparent=self._recorder.traceparent(producer), attempt=attempt + 1,
-                      enqueued_ns=time.time_ns())
-            try:
-                ticket = await self._dispatcher.submit(job)
-            except AdmissionRefused as exc:
-                refused = exc
-                exclude.add(backend)
-                continue
-            except DispatchUnavailable as exc:
-                raise APIError(503, f"The request could not be queued: {exc}", code="dispatch_unavailable") \
-                    from None
-            finally:
-                producer.end()
-            attempt += 1
-            self._recorder.routed(backend, self._engines.get(backend, "unknown"), decision.arm, attempt,
-                                  {"reason": decision.reason, "candidates": ",".join(decision.candidates)})
-            self._recorder.enqueued(job.enqueued_ns)
-            self._ticket, self._events, self.backend = ticket, ticket.events().__aiter__(), backend
-            first = await self._first(job, ttft_deadline)
-            if not isinstance(first, Failed):
-                return first
-            failure = first
-            if first.status >= 500:
-                self._router.health.record_failure(backend)
-            if not first.retryable:
-                self.finished = True
-                raise APIError.from_failed(first)
-            exclude.add(backend)
-        self.finished = True
+        self._budget.record_request()
+        try:
+            while self.attempt < self._limits.max_attempts:
+                if self.attempt and not self._budget.try_retry():
+                    break
+                decision = self._router.pick(self.request.model, self._context, frozenset(exclude))
+                if decision is None or (refused is not None and decision.backend in exclude):
+                    break
+                first = await self._attempt(decision, deadline_ns, ttft_deadline)
+                if isinstance(first, AdmissionRefused):
+                    refused = first
+                    exclude.add(decision.backend)
+                    continue
+                if not isinstance(first, Failed):
+                    return first
+                failure = first
+                if not first.retryable:
+                    raise APIError.from_failed(first)
+                exclude.add(decision.backend)
+        except BaseException:
+            self._end()
+            raise
+        self._end()
         if failure is not None:
             raise APIError.from_failed(failure)
         if refused is not None:
@@ -106,6 +104,38 @@ class Execution:
                            headers={"Retry-After": str(max(1, round(refused.retry_after)))})
         raise APIError(503, f"No backend of model {self.request.model!r} is available right now.",
                        code="no_backend_available")
+
+    async def _attempt(self, decision: RouteDecision, deadline_ns: int,
+                       ttft_deadline: float) -> First | Failed | AdmissionRefused:
+        backend = decision.backend
+        if self.request.n > self._max_n.get(backend, 1):
+            raise APIError(400, f"n={self.request.n} is more than backend {backend!r} of this model serves "
+                                f"(at most {self._max_n.get(backend, 1)}).", param="n")
+        producer = self._recorder.producer_span(backend)
+        job = Job(id=uuid.uuid4().hex, model=self.request.model, backend=backend, request=self.request,
+                  priority=self._priority, deadline_ns=deadline_ns, traceparent=self._recorder.traceparent(producer),
+                  attempt=self.attempt + 1, enqueued_ns=time.time_ns())
+        try:
+            ticket = await self._dispatcher.submit(job)
+        except AdmissionRefused as exc:
+            return exc
+        except DispatchUnavailable as exc:
+            raise APIError(503, f"The request could not be queued: {exc}", code="dispatch_unavailable") from None
+        finally:
+            producer.end()
+        self.attempt += 1
+        self._hold(backend)
+        self.decision = decision
+        self._recorder.routed(backend, self._engines.get(backend, "unknown"), decision.arm, self.attempt,
+                              {"reason": decision.reason,
+                               "candidates": ",".join(f"{b}:{s:.2f}" for b, s in decision.candidates)})
+        self._recorder.enqueued(job.enqueued_ns)
+        self._ticket, self._events, self.backend = ticket, ticket.events().__aiter__(), backend
+        first = await self._first(job, ttft_deadline)
+        if isinstance(first, Failed):
+            self._outcome(first)
+            self._release()
+        return first
 
     async def _first(self, job: Job, ttft_deadline: float) -> Delta | Completed | Failed:
         assert self._events is not None
@@ -121,9 +151,10 @@ class Execution:
                 self._recorder.started(event, job.enqueued_ns)
             elif isinstance(event, Delta) and not (event.tokens or event.text):
                 continue
+            elif isinstance(event, Failed):
+                return event  # the attempt's outcome; start() decides whether another attempt follows
             else:
-                if isinstance(event, Completed):
-                    self._complete(event)
+                self._arrived(event)
                 return event
 
     async def rest(self) -> AsyncIterator[Event]:
@@ -141,21 +172,61 @@ class Execution:
                                message=f"The backend sent nothing for {self._limits.idle_timeout_s:g}s.")
             except StopAsyncIteration:
                 event = Failed(type="server_error", status=502, message="The job's event stream ended early.")
-            if isinstance(event, Completed):
-                self._complete(event)
-            elif isinstance(event, Failed):
-                self.finished = True
-                if event.status >= 500:
-                    self._router.health.record_failure(self.backend)
+            self._arrived(event)
             yield event
             if isinstance(event, TERMINAL):
                 return
 
-    def _complete(self, event: Completed) -> None:
+    def _arrived(self, event: Event) -> None:
+        now = time.perf_counter()
+        if isinstance(event, Delta) and event.tokens:
+            if self._t_first is None:
+                self._t_first = now
+            else:
+                self._itl_tokens += event.tokens
+            self._t_last = now
+            self._tokens += event.tokens
+        elif isinstance(event, Completed | Failed):
+            self._terminal = event
+            self._outcome(event)
+            self._end()
+
+    def _outcome(self, event: Completed | Failed) -> None:
+        if isinstance(event, Completed):
+            self._router.health.record_success(self.backend)
+        elif event.status >= 500:
+            self._router.health.record_failure(self.backend)
+
+    def _hold(self, backend: str) -> None:
+        self._router.load.acquire(backend)
+        self._holding = backend
+
+    def _release(self) -> None:
+        if self._holding is not None:
+            self._router.load.release(self._holding)
+            self._holding = None
+
+    def _end(self) -> None:
         self.finished = True
-        self._router.health.record_success(self.backend)
+        self._release()
 
     async def cancel(self) -> None:
-        self.finished = True
+        self._end()
         if self._ticket is not None:
             await self._ticket.cancel()
+
+    def timing(self) -> Timing:
+        """This request as the experiment readout sees it (event arrival times at the gateway)."""
+        t = self._terminal
+        ok = isinstance(t, Completed)
+        ttft = self._t_first - self._t0 if self._t_first is not None else None
+        e2e = (self._t_last if self._t_last is not None else time.perf_counter()) - self._t0
+        n_out = t.completion_tokens if isinstance(t, Completed) else self._tokens
+        tpot = itl = None
+        if self._t_first is not None and self._t_last is not None and n_out >= 2:
+            tpot = (self._t_last - self._t_first) / (n_out - 1)
+        if self._itl_tokens and self._t_first is not None and self._t_last is not None:
+            itl = (self._t_last - self._t_first) / self._itl_tokens
+        error = None if ok else (t.code or t.type if isinstance(t, Failed) else "cancelled")
+        return Timing(backend=self.backend, ok=ok, error=error, ttft=ttft, tpot=tpot, itl=itl, e2e=e2e,
+                      prompt_tokens=t.prompt_tokens if isinstance(t, Completed) else 0, completion_tokens=n_out)

@@ -13,7 +13,10 @@ from dispatch.embedded import EmbeddedDispatcher
 from gateway.auth import Authenticator
 from gateway.config.schema import Config
 from observability.telemetry import Telemetry
+from routing.budget import RetryBudget
+from routing.experiments import ExperimentStore
 from routing.health import HealthBoard
+from routing.load import LoadBoard
 from routing.router import Router
 
 log = logging.getLogger("lockgate.runtime")
@@ -37,14 +40,21 @@ class Runtime:
             self.backends, telemetry=self.telemetry, max_queue_depth=config.limits.max_queue_depth,
             retry_after_s=config.limits.retry_after_s,
             concurrency={n: b.concurrency for n, b in config.backends.items() if b.concurrency})
-        self.health = HealthBoard(list(self.backends), eject_after=config.routing.eject_after,
-                                  base_ejection_s=config.routing.ejection_s)
-        self.router = Router(config.models, self.health)
+        r = config.routing
+        self.health = HealthBoard(list(self.backends), eject_after=r.eject_after, error_rate=r.error_rate_threshold,
+                                  window=r.error_rate_window, base_ejection_s=r.ejection_s,
+                                  max_ejection_s=r.max_ejection_s)
+        capacity = {n: config.backends[n].concurrency or b.max_concurrency for n, b in self.backends.items()}
+        self.router = Router(config.models, self.health, LoadBoard(capacity), r)
+        self.budget = RetryBudget(r.retry_budget_ratio, r.min_retries_per_s)
+        self.experiments = ExperimentStore()
+        self.shadows: set[asyncio.Task[None]] = set()
         self.auth = Authenticator.from_config(config.auth, environ)
         self.engines = {name: b.engine for name, b in self.backends.items()}
         self.max_n = {name: b.max_n for name, b in self.backends.items()}
         self._poller: asyncio.Task[None] | None = None
         self.started_at = int(time.time())
+        self._closing = False
 
     async def start(self) -> None:
         results = await asyncio.gather(*(b.start() for b in self.backends.values()), return_exceptions=True)
@@ -59,28 +69,39 @@ class Runtime:
             log.warning("API key authentication is off: anyone who can reach this port can use it")
 
     async def close(self) -> None:
+        self._closing = True
         if self._poller:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
+        for task in list(self.shadows):
+            task.cancel()
+        await asyncio.gather(*self.shadows, return_exceptions=True)
         await self.dispatcher.close(self.config.server.shutdown_grace_s)
         await asyncio.gather(*(b.close() for b in self.backends.values()), return_exceptions=True)
         self.telemetry.shutdown()
 
     async def poll_health(self) -> None:
+        """Active health (also the probe that readmits an ejected backend) and the engines' own load."""
+        timeout = self.config.routing.health_interval_s
         for name, backend in self.backends.items():
             try:
-                health = await asyncio.wait_for(backend.health(), timeout=self.config.routing.health_interval_s)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that lands as
+                # the probe completes, and the poller would then never stop.
+                async with asyncio.timeout(timeout):
+                    health = await backend.health()
+                    load = await backend.load() if health.ok else None
             except Exception as exc:  # a failing probe is a down backend, not a crashed poller
-                health = Health(HealthState.DOWN, f"health check failed: {type(exc).__name__}")
+                health, load = Health(HealthState.DOWN, f"health check failed: {type(exc).__name__}"), None
             self.health.set_health(name, health)
+            self.router.load.set_engine_load(name, load)
 
     async def _poll_forever(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(self.config.routing.health_interval_s)
             await self.poll_health()
 
     async def readiness(self) -> tuple[bool, dict[str, str]]:
-        healthy = {name: self.health.health(name).state.value for name in self.backends}
+        healthy = self.health.snapshot()
         ok = await self.dispatcher.ping() and any(self.health.available(n) for n in self.backends)
         return ok, healthy

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from litestar import Response
@@ -17,19 +17,24 @@ from gateway.execution import Execution
 from gateway.protocol import ChatCompletionRequest, CompletionRequest
 from gateway.render import Renderer
 from gateway.runtime import Runtime
+from gateway.shadow import ShadowRunner
 from gateway.types import AnyRequest
 from gateway.validation import decode, model_not_found, normalize_chat, normalize_completion
 from observability.propagation import extract
 from observability.recorder import RequestRecorder
+from routing.router import RouteContext
 
 T = TypeVar("T")
 JSON = "application/json"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+PIN_HEADER = "x-lockgate-pin-backend"
+ADMIN_KEY_HEADER = "x-lockgate-admin-key"
 
 
 class CompletionService:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.shadows = ShadowRunner(runtime)
 
     def parse(self, body: bytes, chat: bool, request_id: str) -> tuple[GenerationRequest, bool]:
         """Validate a body; return the normalized request and whether usage goes in the stream."""
@@ -46,27 +51,60 @@ class CompletionService:
         include_usage = bool(req.stream and req.stream_options and req.stream_options.include_usage)
         return normalized, include_usage
 
-    async def handle(self, request: AnyRequest, body: bytes, chat: bool,
-                     request_id: str) -> Response[bytes] | Stream:
+    def route_context(self, request: AnyRequest, gen: GenerationRequest, principal: str | None) -> RouteContext:
+        model = self.runtime.config.models[gen.model]
+        session = request.headers.get(model.experiment.session_header)
+        sources = {"user": gen.user, "session": session, "api_key": principal}
+        sticky = next((f"{s}:{sources[s]}" for s in model.experiment.sticky_keys if sources[s]), None)
+        affinity = None
+        if model.affinity == "session":
+            affinity = session or gen.user
+        elif model.affinity == "prefix":
+            affinity = gen.prompt_text()[: model.affinity_prefix_chars]
+        pinned = request.headers.get(PIN_HEADER)
+        if pinned is not None:
+            self.runtime.auth.authenticate_admin(request.headers.get(ADMIN_KEY_HEADER))
+            if pinned not in self.runtime.router.pools[gen.model].members():
+                raise APIError(400, f"Backend {pinned!r} does not serve model {gen.model!r}.", param=PIN_HEADER)
+        return RouteContext(sticky_key=sticky, affinity_key=affinity, pinned=pinned)
+
+    async def handle(self, request: AnyRequest, body: bytes, chat: bool, request_id: str,
+                     principal: str | None = None) -> Response[bytes] | Stream:
         gen_request, include_usage = self.parse(body, chat, request_id)
+        context = self.route_context(request, gen_request, principal)
         rt = self.runtime
         recorder = RequestRecorder(rt.telemetry, gen_request, extract(dict(request.headers)))
         execution = Execution(gen_request, router=rt.router, dispatcher=rt.dispatcher, limits=rt.config.limits,
-                              recorder=recorder, engines=rt.engines, max_n=rt.max_n)
+                              recorder=recorder, engines=rt.engines, max_n=rt.max_n, budget=rt.budget,
+                              context=context)
         renderer = Renderer(chat, gen_request.model, gen_request.n, include_usage)
         headers = {"x-lockgate-trace-id": recorder.trace_id} if recorder.trace_id else {}
+        # Shadows start with the primary, so both engines get the request at the same moment.
+        pair_ids = [] if context.pinned else self.shadows.maybe_start(gen_request, recorder.span)
+
+        def done() -> None:
+            timing = execution.timing()
+            if execution.decision is not None:
+                rt.experiments.record_arm(gen_request.model, execution.decision.arm, timing)
+            for pair_id in pair_ids:
+                rt.experiments.record_side(pair_id, "primary", timing)
+
         try:
             first = await _until_disconnect(request, execution.start())
         except APIError as err:
             recorder.failed(Failed(type=err.type, message=err.message, status=err.status, code=err.code))
+            done()
             raise
         except BaseException:
             await execution.cancel()
             recorder.cancelled()
+            done()
             raise
+        assert execution.decision is not None
         headers["x-lockgate-backend"] = execution.backend
+        headers["x-lockgate-route"] = execution.decision.header(execution.attempt)
         if gen_request.stream:
-            return Stream(_stream(first, execution, renderer, recorder), media_type="text/event-stream",
+            return Stream(_stream(first, execution, renderer, recorder, done), media_type="text/event-stream",
                           headers={**SSE_HEADERS, **headers})
         try:
             body_out = await _until_disconnect(request, _collect(first, execution, renderer, recorder))
@@ -74,6 +112,8 @@ class CompletionService:
             await execution.cancel()
             recorder.cancelled()
             raise
+        finally:
+            done()
         return Response(body_out, media_type=JSON, headers=headers)
 
 
@@ -106,11 +146,9 @@ async def _disconnected(request: AnyRequest) -> None:
 async def _collect(first: Delta | Completed, execution: Execution, renderer: Renderer,
                    recorder: RequestRecorder) -> bytes:
     texts = [""] * execution.request.n
-    events: list[Event] = [first]
 
     async def all_events() -> AsyncIterator[Event]:
-        for e in events:
-            yield e
+        yield first
         if not isinstance(first, Completed):
             async for e in execution.rest():
                 yield e
@@ -129,7 +167,7 @@ async def _collect(first: Delta | Completed, execution: Execution, renderer: Ren
 
 
 async def _stream(first: Delta | Completed, execution: Execution, renderer: Renderer,
-                  recorder: RequestRecorder) -> AsyncIterator[bytes]:
+                  recorder: RequestRecorder, done: Callable[[], None]) -> AsyncIterator[bytes]:
     try:
         yield renderer.opening()
         event: Event = first
@@ -157,3 +195,4 @@ async def _stream(first: Delta | Completed, execution: Execution, renderer: Rend
         if not execution.finished:
             await execution.cancel()
             recorder.cancelled()
+        done()

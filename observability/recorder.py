@@ -7,10 +7,10 @@ chunk arrival) are wall-clock ns carried in the job and its events.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, set_span_in_context
 from opentelemetry.util.types import AttributeValue
 
 from backends.events import Completed, Delta, Failed, Started
@@ -21,7 +21,9 @@ from observability.telemetry import Telemetry
 
 
 class RequestRecorder:
-    def __init__(self, telemetry: Telemetry, request: GenerationRequest, parent: Context | None) -> None:
+    def __init__(self, telemetry: Telemetry, request: GenerationRequest, parent: Context | None, *,
+                 links: Sequence[Link] = (), shadow_of: str | None = None) -> None:
+        """``shadow_of``: the pair id when this request is a shadow copy (linked to its primary's span)."""
         self._t = telemetry
         self.received = time.perf_counter()
         self.received_ns = time.time_ns()
@@ -37,11 +39,16 @@ class RequestRecorder:
             attrs[sc.REQUEST_TEMPERATURE] = request.temperature
         if request.top_p is not None:
             attrs[sc.REQUEST_TOP_P] = request.top_p
+        if shadow_of is not None:
+            attrs[sc.PAIR_ID] = shadow_of
+        name = f"{'shadow ' if shadow_of else ''}{request.operation} {request.model}"
         self.span: Span = telemetry.tracer.start_span(
-            f"{request.operation} {request.model}", kind=SpanKind.SERVER, context=parent, attributes=attrs)
+            name, kind=SpanKind.SERVER if shadow_of is None else SpanKind.INTERNAL, context=parent,
+            attributes=attrs, links=links)
+        self._shadow = shadow_of is not None
         self._metric_attrs: dict[str, AttributeValue] = {
             sc.OPERATION: request.operation, sc.REQUEST_MODEL: request.model, sc.PROVIDER: "unknown",
-            sc.BACKEND: "none", sc.ARM: "default"}
+            sc.BACKEND: "none", sc.ARM: "shadow" if self._shadow else "default"}
         self.backend = ""
         self.queue_wait: float | None = None
         self.first: float | None = None
@@ -59,7 +66,7 @@ class RequestRecorder:
 
     def routed(self, backend: str, engine: str, arm: str, attempt: int, decision: Mapping[str, str]) -> None:
         self.backend = backend
-        self._metric_attrs.update({sc.BACKEND: backend, sc.PROVIDER: engine, sc.ARM: arm})
+        self._metric_attrs.update({sc.BACKEND: backend, sc.PROVIDER: engine, sc.ARM: "shadow" if self._shadow else arm})
         self.span.set_attributes({sc.BACKEND: backend, sc.PROVIDER: engine, sc.ARM: arm, sc.ATTEMPT: attempt,
                                   **{f"lockgate.route.{k}": v for k, v in decision.items()}})
 

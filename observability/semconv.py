@@ -25,6 +25,7 @@ ITL_MEAN = "lockgate.itl_mean_s"
 OUTCOME = "lockgate.outcome"
 PHASE = "lockgate.phase"
 REQUEST_ID = "lockgate.request_id"
+PAIR_ID = "lockgate.shadow.pair_id"
 
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5)

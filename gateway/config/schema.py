@@ -41,6 +41,9 @@ class AuthConfig(_Section, frozen=True):
     """Require an API key (``Authorization: Bearer KEY``). Turn off only for local use."""
     keys: tuple[ApiKey, ...] = ()
     """Accepted keys, stored as hashes. ``LOCKGATE_API_KEYS`` (comma-separated plain keys) adds more."""
+    admin_keys: tuple[ApiKey, ...] = ()
+    """Keys for admin routes and the backend-pin header; never accepted for inference.
+    ``LOCKGATE_ADMIN_KEYS`` adds plain ones. With auth off and no admin key, admin routes are open."""
 
 
 class LimitsConfig(_Section, frozen=True):
@@ -64,7 +67,23 @@ class PoolMember(_Section, frozen=True):
     backend: str
     """Name of a backend in ``[backends]``."""
     weight: Annotated[float, msgspec.Meta(ge=0)] = 1.0
-    """Share of the model's traffic (relative to the other members)."""
+    """Share of the model's traffic (relative to the other members); an arm's weight is its members' sum."""
+    role: Literal["primary", "fallback", "shadow"] = "primary"
+    """``primary`` serves traffic; ``fallback`` only when no primary can; ``shadow`` gets copies (see
+    ``experiment.shadow_fraction``) whose answers are recorded, never returned."""
+    arm: str | None = None
+    """Experiment arm this member belongs to (default: its backend name). Users stick to an arm."""
+
+
+class ExperimentConfig(_Section, frozen=True):
+    salt: str = ""
+    """Mixed into the sticky hash; changing it reassigns every user."""
+    sticky_keys: tuple[Literal["user", "session", "api_key"], ...] = ("user", "session", "api_key")
+    """Where the stickiness key comes from, first present wins; no key means a random arm per request."""
+    session_header: str = "x-session-id"
+    """Header carrying a session id (for ``session`` stickiness and affinity)."""
+    shadow_fraction: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+    """Fraction of requests also sent, unchanged, to the model's shadow members."""
 
 
 class ModelConfig(_Section, frozen=True):
@@ -76,6 +95,12 @@ class ModelConfig(_Section, frozen=True):
     """Largest ``max_tokens`` accepted; also the default when a request gives none."""
     owned_by: str = "lockgate"
     """``owned_by`` in /v1/models."""
+    experiment: ExperimentConfig = msgspec.field(default_factory=ExperimentConfig)
+    """Sticky A/B assignment and shadowing."""
+    affinity: Literal["none", "session", "prefix"] = "none"
+    """Prefer one backend per session or prompt prefix (cache reuse), unless it is saturated."""
+    affinity_prefix_chars: Annotated[int, msgspec.Meta(ge=1)] = 512
+    """With ``affinity = "prefix"``: how much of the prompt identifies a prefix."""
 
 
 class BackendConfig(_Section, frozen=True):
@@ -89,11 +114,26 @@ class BackendConfig(_Section, frozen=True):
 
 class RoutingConfig(_Section, frozen=True):
     health_interval_s: PositiveFloat = 2.0
-    """How often each backend's own health check runs."""
+    """How often each backend's own health check runs (also the readmission probe)."""
     eject_after: Positive = 5
     """Consecutive failures after which a backend is taken out of rotation."""
+    error_rate_threshold: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5
+    """Error rate over the last ``error_rate_window`` outcomes that also ejects a backend."""
+    error_rate_window: Positive = 20
+    """Outcomes considered for the error rate (and the minimum before it applies)."""
     ejection_s: PositiveFloat = 5.0
-    """First ejection's length; it doubles with each ejection in a row (at most 60 s)."""
+    """First ejection's length; it doubles with each ejection in a row. After it, a health probe must
+    succeed before traffic returns."""
+    max_ejection_s: PositiveFloat = 60.0
+    """Longest ejection."""
+    retry_budget_ratio: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.2
+    """Retries allowed as a fraction of requests (on top of ``min_retries_per_s``), so a failing fleet is
+    not hit by a retry storm."""
+    min_retries_per_s: Annotated[float, msgspec.Meta(ge=0)] = 3.0
+    """Retries always allowed per second, whatever the ratio says."""
+    saturation: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    """A backend whose load score reaches this is saturated: affinity gives way to load. The score is
+    (in-flight + engine-waiting) / max_concurrency, or KV-cache use when that is higher."""
 
 
 class DispatchConfig(_Section, frozen=True):

@@ -11,9 +11,9 @@ from gateway.types import AnyRequest
 
 async def _serve(request: AnyRequest, chat: bool) -> Response[bytes] | Stream:
     service: CompletionService = request.app.state.service
-    service.runtime.auth.authenticate(request.headers.get("authorization"))
+    principal = service.runtime.auth.authenticate(request.headers.get("authorization"))
     body = await request.body()
-    return await service.handle(request, body, chat, request.scope["state"]["request_id"])
+    return await service.handle(request, body, chat, request.scope["state"]["request_id"], principal)
 
 
 @post("/v1/chat/completions", status_code=200)

@@ -46,6 +46,8 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=15)
+        if self._thread.is_alive():
+            raise RuntimeError("the gateway did not shut down within 15 s")
 
     @property
     def url(self) -> str:

@@ -1,0 +1,1 @@
+"""CLI command groups that live outside ``gateway.cli``'s core."""
