@@ -76,8 +76,11 @@ class Execution:
         self._budget.record_request()
         try:
             while self.attempt < self._limits.max_attempts:
-                if self.attempt and not self._budget.try_retry():
-                    break
+                if self.attempt:
+                    allowed = self._budget.try_retry()
+                    self._recorder.retry(allowed)
+                    if not allowed:
+                        break
                 decision = self._router.pick(self.request.model, self._context, frozenset(exclude))
                 if decision is None or (refused is not None and decision.backend in exclude):
                     break

@@ -43,7 +43,7 @@ class Runtime:
         r = config.routing
         self.health = HealthBoard(list(self.backends), eject_after=r.eject_after, error_rate=r.error_rate_threshold,
                                   window=r.error_rate_window, base_ejection_s=r.ejection_s,
-                                  max_ejection_s=r.max_ejection_s)
+                                  max_ejection_s=r.max_ejection_s, on_eject=self._ejected)
         capacity = {n: config.backends[n].concurrency or b.max_concurrency for n, b in self.backends.items()}
         self.router = Router(config.models, self.health, LoadBoard(capacity), r)
         self.budget = RetryBudget(r.retry_budget_ratio, r.min_retries_per_s)
@@ -55,6 +55,10 @@ class Runtime:
         self._poller: asyncio.Task[None] | None = None
         self.started_at = int(time.time())
         self._closing = False
+
+    def _ejected(self, backend: str, seconds: float) -> None:
+        log.warning("backend %s ejected for %.1f s after repeated failures", backend, seconds)
+        self.telemetry.instruments.ejections.add(1, {"lockgate.backend": backend})
 
     async def start(self) -> None:
         results = await asyncio.gather(*(b.start() for b in self.backends.values()), return_exceptions=True)

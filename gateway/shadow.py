@@ -67,8 +67,10 @@ class ShadowRunner:
                         terminal = event
             if terminal is not None:
                 recorder.completed(terminal, f"shadow-{pair_id}")
+            rt.telemetry.instruments.shadow_requests.add(1, {sc.BACKEND: backend, sc.OUTCOME: "ok"})
         except APIError as err:
             recorder.failed(Failed(type=err.type, message=err.message, status=err.status, code=err.code))
+            rt.telemetry.instruments.shadow_requests.add(1, {sc.BACKEND: backend, sc.OUTCOME: err.code or err.type})
         except asyncio.CancelledError:
             await execution.cancel()
             recorder.cancelled()

@@ -34,5 +34,12 @@ class Instruments:
             explicit_bucket_boundaries_advisory=sc.OVERHEAD_BUCKETS)
         self.requests: Counter = meter.create_counter(
             "lockgate.requests", unit="{request}", description="Requests by outcome")
+        self.retries: Counter = meter.create_counter(
+            "lockgate.routing.retries", unit="{attempt}",
+            description="Retries before the first token, by outcome (allowed, budget_exhausted)")
+        self.ejections: Counter = meter.create_counter(
+            "lockgate.routing.ejections", unit="{ejection}", description="Backends taken out of rotation")
+        self.shadow_requests: Counter = meter.create_counter(
+            "lockgate.shadow.requests", unit="{request}", description="Shadow copies sent, by outcome")
         self.in_flight: UpDownCounter = meter.create_up_down_counter(
             "lockgate.requests.in_flight", unit="{request}", description="Requests being served")

@@ -80,6 +80,11 @@ class RequestRecorder:
     def traceparent(span: Span) -> str | None:
         return traceparent_of(span)
 
+    def retry(self, allowed: bool) -> None:
+        outcome = "allowed" if allowed else "budget_exhausted"
+        self._t.instruments.retries.add(1, {sc.REQUEST_MODEL: self._request.model, sc.OUTCOME: outcome})
+        self.span.add_event("retry", {sc.OUTCOME: outcome})
+
     def enqueued(self, enqueued_ns: int) -> None:
         self._t.instruments.overhead.record(max(0.0, (enqueued_ns - self.received_ns) / 1e9),
                                             {**self._metric_attrs, sc.PHASE: "request"})

@@ -44,8 +44,11 @@ class HealthBoard:
         base_ejection_s: float = 5.0,
         max_ejection_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        on_eject: Callable[[str, float], None] | None = None,
     ) -> None:
+        """``on_eject(backend, seconds)`` is called on each ejection (metrics, logs)."""
         self._records = {name: _Record() for name in backends}
+        self._on_eject = on_eject
         self._eject_after = eject_after
         self._error_rate = error_rate
         self._window = window
@@ -88,8 +91,11 @@ class HealthBoard:
         failures = sum(1 for ok in r.outcomes if not ok)
         rate_trips = len(r.outcomes) >= self._window and failures / len(r.outcomes) >= self._error_rate
         if r.admission is Admission.ADMITTED and (r.consecutive_failures >= self._eject_after or rate_trips):
-            r.ejected_until = self._clock() + min(self._max, self._base * 2 ** r.ejections)
+            seconds = min(self._max, self._base * 2 ** r.ejections)
+            r.ejected_until = self._clock() + seconds
             r.ejections += 1
+            if self._on_eject is not None:
+                self._on_eject(backend, seconds)
             r.consecutive_failures = 0
             r.admission = Admission.EJECTED
 

@@ -9,14 +9,18 @@ from collections import Counter
 
 import httpx
 import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from backends.sim.engine import SimBackend
 from gateway.auth import hash_key
 from gateway.config import parse_config
+from gateway.config.schema import TelemetryConfig
+from observability.telemetry import Telemetry
 from tests.support.configs import sim_config, sim_config_text
 from tests.support.live import LiveServer
 from tests.support.plugins import RecordingSim, registry
 from tests.support.procs import lockgate
+from tests.unit.observability.test_recorder import metric_points
 
 CHAT = "/v1/chat/completions"
 ADMIN = "admin-secret-1"
@@ -90,12 +94,18 @@ def test_retry_budget_caps_attempts_when_every_backend_fails() -> None:
         limits={"max_attempts": 3},
         routing={"retry_budget_ratio": 0.0, "min_retries_per_s": 0.2, "eject_after": 1000,
                  "error_rate_threshold": 1.0, "error_rate_window": 1000})
-    with LiveServer(config) as server:
+    reader = InMemoryMetricReader()
+    telemetry = Telemetry.build(TelemetryConfig(), metric_readers=[reader])
+    with LiveServer(config, telemetry=telemetry) as server:
         for _ in range(10):
             assert httpx.post(server.url + CHAT, json=body()).status_code == 503
         attempts = sum(b.started_requests for b in server.runtime.backends.values())  # type: ignore[attr-defined]
     # 10 first attempts + a budget of 0.2/s over a 10 s window = 2 retries, not 10 x 3 = 30 attempts.
     assert attempts == 12
+    retries = {dict(p.attributes)["lockgate.outcome"]: p.value  # type: ignore[attr-defined]
+               for p in metric_points(reader)["lockgate.routing.retries"]}
+    # The first request spends both retries (3 attempts); each of the other 9 is refused its retry.
+    assert retries == {"allowed": 2, "budget_exhausted": 9}
 
 
 def shadow_server(fraction: float = 1.0) -> LiveServer:
