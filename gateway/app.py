@@ -16,6 +16,7 @@ from gateway.request_id import request_id_middleware
 from gateway.routes.admin import experiments
 from gateway.routes.completions import chat_completions, completions
 from gateway.routes.health import healthz, readyz
+from gateway.routes.metrics import metrics
 from gateway.routes.models import get_model, list_models
 from gateway.runtime import Runtime
 from gateway.serving import CompletionService
@@ -63,7 +64,8 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
                 await runtime.close()
 
     return Litestar(
-        route_handlers=[chat_completions, completions, list_models, get_model, healthz, readyz, experiments],
+        route_handlers=[chat_completions, completions, list_models, get_model, healthz, readyz, experiments,
+                        metrics],
         lifespan=[lifespan],
         middleware=[request_id_middleware],
         exception_handlers={APIError: _on_api_error, HTTPException: _on_http_exception, Exception: _on_unexpected},

@@ -218,6 +218,11 @@ class Execution:
         if self._ticket is not None:
             await self._ticket.cancel()
 
+    @property
+    def first_arrival(self) -> float | None:
+        """perf_counter time when the first token reached the gateway."""
+        return self._t_first
+
     def timing(self) -> Timing:
         """This request as the experiment readout sees it (event arrival times at the gateway)."""
         t = self._terminal

@@ -9,9 +9,11 @@ import time
 
 from backends.protocol import Backend, Health, HealthState
 from backends.registry import PluginRegistry
+from dispatch.contract import BackendStatus
 from dispatch.embedded import EmbeddedDispatcher
 from gateway.auth import Authenticator
 from gateway.config.schema import Config
+from observability.gauges import register_gauges
 from observability.telemetry import Telemetry
 from routing.budget import RetryBudget
 from routing.experiments import ExperimentStore
@@ -54,6 +56,9 @@ class Runtime:
         self.max_n = {name: b.max_n for name, b in self.backends.items()}
         self._poller: asyncio.Task[None] | None = None
         self.started_at = int(time.time())
+        self.status: dict[str, BackendStatus] = {}
+        """The last polled status per backend (read by the gauges)."""
+        register_gauges(self.telemetry, self)
         self._closing = False
 
     def _ejected(self, backend: str, seconds: float) -> None:
@@ -86,19 +91,20 @@ class Runtime:
         self.telemetry.shutdown()
 
     async def poll_health(self) -> None:
-        """Active health (also the probe that readmits an ejected backend) and the engines' own load."""
-        timeout = self.config.routing.health_interval_s
-        for name, backend in self.backends.items():
-            try:
-                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that lands as
-                # the probe completes, and the poller would then never stop.
-                async with asyncio.timeout(timeout):
-                    health = await backend.health()
-                    load = await backend.load() if health.ok else None
-            except Exception as exc:  # a failing probe is a down backend, not a crashed poller
-                health, load = Health(HealthState.DOWN, f"health check failed: {type(exc).__name__}"), None
-            self.health.set_health(name, health)
-            self.router.load.set_engine_load(name, load)
+        """Active health (also the probe that readmits an ejected backend), the engines' own load and the
+        queue figures, all from the dispatch, which knows them whether workers are local or remote."""
+        try:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that lands as the
+            # probe completes, and the poller would then never stop.
+            async with asyncio.timeout(self.config.routing.health_interval_s):
+                statuses = await self.dispatcher.status()
+        except Exception as exc:  # a failing probe means down backends, not a crashed poller
+            down = Health(HealthState.DOWN, f"health check failed: {type(exc).__name__}")
+            statuses = {name: BackendStatus(down, None, 0, 0) for name in self.config.backends}
+        for name, status in statuses.items():
+            self.health.set_health(name, status.health)
+            self.router.load.set_engine_load(name, status.load if status.health.ok else None)
+        self.status = statuses
 
     async def _poll_forever(self) -> None:
         while not self._closing:

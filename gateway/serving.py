@@ -103,6 +103,11 @@ class CompletionService:
         assert execution.decision is not None
         headers["x-lockgate-backend"] = execution.backend
         headers["x-lockgate-route"] = execution.decision.header(execution.attempt)
+        # Responses start at the first token, so queue wait and TTFT are known for streams too.
+        if recorder.queue_wait is not None:
+            headers["x-lockgate-queue-ms"] = f"{recorder.queue_wait * 1000:.2f}"
+        if execution.first_arrival is not None:
+            headers["x-lockgate-ttft-ms"] = f"{(execution.first_arrival - recorder.received) * 1000:.2f}"
         if gen_request.stream:
             return Stream(_stream(first, execution, renderer, recorder, done), media_type="text/event-stream",
                           headers={**SSE_HEADERS, **headers})

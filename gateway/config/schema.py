@@ -143,13 +143,22 @@ class DispatchConfig(_Section, frozen=True):
 
 class TelemetryConfig(_Section, frozen=True):
     service_name: str = "lockgate"
-    """``service.name`` resource attribute."""
-    traces: Literal["none", "console"] = "none"
-    """Where spans go."""
-    metrics: Literal["none", "console"] = "none"
-    """Where metrics go."""
+    """``service.name`` resource attribute (``OTEL_SERVICE_NAME`` overrides)."""
+    traces: Literal["none", "console", "otlp"] = "none"
+    """Where spans go (``OTEL_TRACES_EXPORTER`` overrides). ``none`` costs nothing: no-op tracer."""
+    metrics: Literal["none", "console", "otlp"] = "none"
+    """Where metrics are pushed (``OTEL_METRICS_EXPORTER`` overrides); /metrics is separate."""
+    prometheus: bool = True
+    """Serve Prometheus text format on ``GET /metrics``."""
+    otlp_endpoint: str | None = None
+    """OTLP collector base URL, e.g. ``http://collector:4318`` (http) or ``http://collector:4317`` (grpc).
+    Default: ``OTEL_EXPORTER_OTLP_ENDPOINT``, else the exporter's own default (localhost)."""
+    otlp_protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    """OTLP transport (``OTEL_EXPORTER_OTLP_PROTOCOL`` overrides)."""
+    trace_sample_ratio: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
+    """Fraction of new traces sampled; a sampled incoming ``traceparent`` is always honoured."""
     export_interval_ms: Positive = 10_000
-    """Metric export period."""
+    """Metric push period (OTLP, console)."""
     record_content: bool = False
     """Record prompts and completions on spans (off: they are never recorded)."""
 
