@@ -45,19 +45,27 @@ async def run_job(backend: Backend, job: Job, emit: Emit, telemetry: Telemetry, 
         saw_start = False
         saw_delta = False
         try:
-            async for event in backend.generate(job.request):
-                if isinstance(event, Started):
-                    saw_start = True
-                    event = Started(backend=event.backend, engine=event.engine, worker=worker_id, t_ns=event.t_ns)
-                elif not saw_start:
-                    saw_start = True
-                    await emit(Started(backend=backend.name, engine=backend.engine, worker=worker_id,
-                                       t_ns=time.time_ns()))
-                saw_delta = saw_delta or isinstance(event, Delta)
-                await emit(event)
-                if isinstance(event, Completed | Failed):
-                    terminal = event
-                    break
+            events = backend.generate(job.request)
+            try:
+                async for event in events:
+                    if isinstance(event, Started):
+                        saw_start = True
+                        event = Started(backend=event.backend, engine=event.engine, worker=worker_id, t_ns=event.t_ns)
+                    elif not saw_start:
+                        saw_start = True
+                        await emit(Started(backend=backend.name, engine=backend.engine, worker=worker_id,
+                                           t_ns=time.time_ns()))
+                    saw_delta = saw_delta or isinstance(event, Delta)
+                    await emit(event)
+                    if isinstance(event, Completed | Failed):
+                        terminal = event
+                        break
+            finally:
+                # Closed as soon as the terminal event is out (or on cancellation), so the adapter frees its
+                # resources (an engine stream, a batch slot) now rather than whenever it is collected.
+                aclose = getattr(events, "aclose", None)
+                if aclose is not None:
+                    await aclose()
         except Exception as exc:  # an adapter bug must become one error event, never a hung client
             log.exception("backend %s raised while serving job %s", backend.name, job.id)
             terminal = Failed(type="engine_error", status=502, retryable=not saw_delta,

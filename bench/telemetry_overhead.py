@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.asgi_servers import LUA, wrk  # noqa: E402
-from tests.support.otlp import OtlpReceiver  # noqa: E402
+from bench.asgi_servers import LUA, wrk
+from tests.support.otlp import OtlpReceiver
 
 BASE = """
 [auth]

@@ -23,16 +23,17 @@ log = logging.getLogger("lockgate.dispatch")
 
 
 class EmbeddedTicket:
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, max_buffered: int = 0) -> None:
         self.job = job
-        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        # Bounded: a client that reads slowly holds back its job (and the engine) instead of memory growing.
+        self._events: asyncio.Queue[Event] = asyncio.Queue(max_buffered)
         self.cancelled = False
         self.task: asyncio.Task[Event] | None = None
         self.done = False
 
     async def push(self, event: Event) -> None:
         if not self.cancelled:
-            self._events.put_nowait(event)
+            await self._events.put(event)
 
     async def events(self) -> AsyncIterator[Event]:
         while True:
@@ -67,7 +68,9 @@ class EmbeddedDispatcher:
         max_queue_depth: int,
         retry_after_s: float,
         concurrency: dict[str, int] | None = None,
+        max_buffered_events: int = 0,
     ) -> None:
+        """``max_buffered_events``: events held per job for a slow consumer (0 = unbounded)."""
         self._lanes = {name: _Lane(b, (concurrency or {}).get(name) or b.max_concurrency)
                        for name, b in backends.items()}
         self._telemetry = telemetry
@@ -75,6 +78,7 @@ class EmbeddedDispatcher:
         self._retry_after = retry_after_s
         self._seq = itertools.count()
         self._accepting = False
+        self._max_buffered = max_buffered_events
 
     @property
     def backends(self) -> dict[str, Backend]:
@@ -112,7 +116,7 @@ class EmbeddedDispatcher:
         # Check and enqueue happen without an await in between, so the check is atomic on this loop.
         if depth >= self._max_depth:
             raise AdmissionRefused(job.backend, depth, self._retry_after)
-        ticket = EmbeddedTicket(job)
+        ticket = EmbeddedTicket(job, self._max_buffered)
         lane.queue.put_nowait((-job.priority, next(self._seq), ticket))
         return ticket
 

@@ -10,7 +10,9 @@ import msgspec
 from litestar import Litestar, Response
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
+from litestar.types import ASGIApp
 
+from gateway.edge import write_timeout_middleware
 from gateway.errors import APIError
 from gateway.request_id import request_id_middleware
 from gateway.routes.admin import experiments
@@ -48,6 +50,11 @@ def _on_unexpected(request: AnyRequest, exc: Exception) -> Response[bytes]:
     # Logged with its traceback here; the client gets a plain message and never a stack trace.
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _error_response(APIError(500, "The server had an error while processing your request."))
+
+
+def asgi_app(runtime: Runtime) -> ASGIApp:
+    """What a server should run: the Litestar app inside the edge layer (write deadlines, finishers)."""
+    return write_timeout_middleware(create_app(runtime), runtime.config.server.write_timeout_s)
 
 
 def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 
-from litestar import Litestar
+from litestar.types import ASGIApp
 
-from gateway.app import create_app
+from gateway.app import asgi_app
 from gateway.config import load_config, load_default_config
 from gateway.runtime import Runtime
 
 
-def create() -> Litestar:
+def create() -> ASGIApp:
     path = os.environ.get("LOCKGATE_CONFIG")
-    return create_app(Runtime(load_config(path) if path else load_default_config()))
+    return asgi_app(Runtime(load_config(path) if path else load_default_config()))

@@ -41,7 +41,8 @@ class Runtime:
         self.dispatcher = EmbeddedDispatcher(
             self.backends, telemetry=self.telemetry, max_queue_depth=config.limits.max_queue_depth,
             retry_after_s=config.limits.retry_after_s,
-            concurrency={n: b.concurrency for n, b in config.backends.items() if b.concurrency})
+            concurrency={n: b.concurrency for n, b in config.backends.items() if b.concurrency},
+            max_buffered_events=config.server.max_buffered_events)
         r = config.routing
         self.health = HealthBoard(list(self.backends), eject_after=r.eject_after, error_rate=r.error_rate_threshold,
                                   window=r.error_rate_window, base_ejection_s=r.ejection_s,

@@ -9,8 +9,9 @@ from types import FrameType
 
 import uvicorn
 
-from gateway.app import create_app
+from gateway.app import asgi_app
 from gateway.config.schema import Config
+from gateway.edge import guarded_protocol
 from gateway.runtime import Runtime
 
 log = logging.getLogger("lockgate.server")
@@ -26,9 +27,11 @@ class GatewayServer(uvicorn.Server):
 
 
 def uvicorn_config(runtime: Runtime, host: str, port: int) -> uvicorn.Config:
+    server = runtime.config.server
     return uvicorn.Config(
-        create_app(runtime), host=host, port=port, lifespan="on", log_config=None, access_log=False,
-        loop="uvloop" if sys.platform != "win32" else "asyncio", http="httptools",
+        asgi_app(runtime), host=host, port=port, lifespan="on", log_config=None, access_log=False,
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        http=guarded_protocol(server.header_timeout_s, server.max_connections),
         timeout_graceful_shutdown=int(runtime.config.server.shutdown_grace_s) or None,
         # Streams are long-lived: keep idle keep-alive connections a little while, not forever.
         timeout_keep_alive=15, server_header=False)

@@ -12,6 +12,7 @@ from litestar.response import Stream
 
 from backends.events import Completed, Delta, Event, Failed
 from backends.request import GenerationRequest
+from gateway.edge import add_finisher
 from gateway.errors import APIError
 from gateway.execution import Execution
 from gateway.protocol import ChatCompletionRequest, CompletionRequest
@@ -82,23 +83,23 @@ class CompletionService:
         # Shadows start with the primary, so both engines get the request at the same moment.
         pair_ids = [] if context.pinned else self.shadows.maybe_start(gen_request, recorder.span)
 
-        def done() -> None:
+        def record() -> None:
             timing = execution.timing()
             if execution.decision is not None:
                 rt.experiments.record_arm(gen_request.model, execution.decision.arm, timing)
             for pair_id in pair_ids:
                 rt.experiments.record_side(pair_id, "primary", timing)
 
+        ending = _Ending(execution, recorder, record)
+        add_finisher(request.scope, ending)
         try:
             first = await _until_disconnect(request, execution.start())
         except APIError as err:
             recorder.failed(Failed(type=err.type, message=err.message, status=err.status, code=err.code))
-            done()
+            await ending()
             raise
         except BaseException:
-            await execution.cancel()
-            recorder.cancelled()
-            done()
+            await ending()
             raise
         assert execution.decision is not None
         headers["x-lockgate-backend"] = execution.backend
@@ -109,17 +110,34 @@ class CompletionService:
         if execution.first_arrival is not None:
             headers["x-lockgate-ttft-ms"] = f"{(execution.first_arrival - recorder.received) * 1000:.2f}"
         if gen_request.stream:
-            return Stream(_stream(first, execution, renderer, recorder, done), media_type="text/event-stream",
+            return Stream(_stream(first, execution, renderer, recorder, ending), media_type="text/event-stream",
                           headers={**SSE_HEADERS, **headers})
         try:
             body_out = await _until_disconnect(request, _collect(first, execution, renderer, recorder))
-        except BaseException:
-            await execution.cancel()
-            recorder.cancelled()
-            raise
         finally:
-            done()
+            await ending()
         return Response(body_out, media_type=JSON, headers=headers)
+
+
+class _Ending:
+    """Ends a request exactly once, however it ends: an unfinished execution is cancelled (its job too) and
+    the outcome is recorded. Called by the response's own code and, as a finisher, by the edge middleware for
+    streams the framework abandoned mid-write."""
+
+    def __init__(self, execution: Execution, recorder: RequestRecorder, record: Callable[[], None]) -> None:
+        self._execution = execution
+        self._recorder = recorder
+        self._record = record
+        self._done = False
+
+    async def __call__(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        if not self._execution.finished:
+            await self._execution.cancel()
+            self._recorder.cancelled()
+        self._record()
 
 
 async def _until_disconnect(request: AnyRequest, work: Awaitable[T]) -> T:
@@ -172,7 +190,7 @@ async def _collect(first: Delta | Completed, execution: Execution, renderer: Ren
 
 
 async def _stream(first: Delta | Completed, execution: Execution, renderer: Renderer,
-                  recorder: RequestRecorder, done: Callable[[], None]) -> AsyncIterator[bytes]:
+                  recorder: RequestRecorder, ending: _Ending) -> AsyncIterator[bytes]:
     try:
         yield renderer.opening()
         event: Event = first
@@ -197,7 +215,4 @@ async def _stream(first: Delta | Completed, execution: Execution, renderer: Rend
             except StopAsyncIteration:
                 return
     finally:
-        if not execution.finished:
-            await execution.cancel()
-            recorder.cancelled()
-        done()
+        await ending()

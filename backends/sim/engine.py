@@ -97,12 +97,16 @@ class SimBackend:
         limit = min(request.max_tokens, opts.max_model_len - prompt_tokens)
         faults = plan_faults(opts, request.prompt_text())
         self.started_requests += 1
+        finished = False
         try:
             async with self._batch.slots(request.n):
                 async for event in self._decode(request, faults, prompt_tokens, limit):
+                    finished = isinstance(event, Completed | Failed)
                     yield event
         except (asyncio.CancelledError, GeneratorExit):
-            self.cancelled_requests += 1
+            # Closing the generator after its terminal event is the normal end, not a cancellation.
+            if not finished:
+                self.cancelled_requests += 1
             raise
 
     async def _decode(

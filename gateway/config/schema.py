@@ -27,6 +27,16 @@ class ServerConfig(_Section, frozen=True):
     """Lowest level logged."""
     shutdown_grace_s: Annotated[float, msgspec.Meta(ge=0)] = 10.0
     """On shutdown, how long running requests may finish before they are cancelled."""
+    header_timeout_s: PositiveFloat = 10.0
+    """A request's headers must arrive within this long of its first byte (slow clients are cut off)."""
+    body_timeout_s: PositiveFloat = 30.0
+    """The whole request body must arrive within this long (408 otherwise)."""
+    write_timeout_s: PositiveFloat = 30.0
+    """A response write blocked this long (the client stopped reading) drops the client and cancels its job."""
+    max_connections: Positive = 4096
+    """Connections served at once; a request on one more gets 503 (OpenAI's error shape) at once."""
+    max_buffered_events: Positive = 1024
+    """Events buffered per request between worker and client; a slower client holds back the job."""
 
 
 class ApiKey(_Section, frozen=True):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from litestar import Response, post
 from litestar.response import Stream
 
+from gateway.errors import APIError
 from gateway.serving import CompletionService
 from gateway.types import AnyRequest
 
@@ -12,7 +15,11 @@ from gateway.types import AnyRequest
 async def _serve(request: AnyRequest, chat: bool) -> Response[bytes] | Stream:
     service: CompletionService = request.app.state.service
     principal = service.runtime.auth.authenticate(request.headers.get("authorization"))
-    body = await request.body()
+    try:
+        async with asyncio.timeout(service.runtime.config.server.body_timeout_s):
+            body = await request.body()
+    except TimeoutError:
+        raise APIError(408, "The request body was not received in time.", code="request_timeout") from None
     return await service.handle(request, body, chat, request.scope["state"]["request_id"], principal)
 
 

@@ -28,6 +28,7 @@ def sim_config_text(
     server: dict[str, Any] | None = None,
     routing: dict[str, Any] | None = None,
     max_output_tokens: int = 512,
+    max_context: int = 8192,
 ) -> str:
     backends = backends if backends is not None else {"sim": {"ttft_ms": 5, "tpot_ms": 1}}
     models = models if models is not None else {"sim-small": [(name, 1.0) for name in backends]}
@@ -43,6 +44,7 @@ def sim_config_text(
     for model, members in models.items():
         lines.append(f"[models.{model}]")
         lines.append(f"max_output_tokens = {max_output_tokens}")
+        lines.append(f"max_context = {max_context}")
         lines.append("backends = [" + ", ".join(f'{{ backend = "{b}", weight = {w} }}' for b, w in members) + "]")
     for name, options in backends.items():
         lines += [f"[backends.{name}]", 'kind = "sim"', f"options = {toml_value(options)}"]
