@@ -20,6 +20,7 @@ from gateway.routes.completions import chat_completions, completions
 from gateway.routes.health import healthz, readyz
 from gateway.routes.metrics import metrics
 from gateway.routes.models import get_model, list_models
+from gateway.routes.openapi import openapi_document
 from gateway.runtime import Runtime
 from gateway.serving import CompletionService
 from gateway.types import AnyRequest
@@ -72,7 +73,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
 
     return Litestar(
         route_handlers=[chat_completions, completions, list_models, get_model, healthz, readyz, experiments,
-                        metrics],
+                        metrics, openapi_document],
         lifespan=[lifespan],
         middleware=[request_id_middleware],
         exception_handlers={APIError: _on_api_error, HTTPException: _on_http_exception, Exception: _on_unexpected},
