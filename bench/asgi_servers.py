@@ -10,33 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
-
-CONFIG = """
-[auth]
-enabled = false
-[limits]
-max_queue_depth = 100000
-[models.m]
-max_output_tokens = 64
-backends = [{ backend = "sim" }]
-[backends.sim]
-kind = "sim"
-options = { ttft_ms = 0, tpot_ms = 0, batch_capacity = 1024 }
-"""
-
-LUA = """
-wrk.method = "POST"
-wrk.body = '{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":%d,"stream":%s,"ignore_eos":true}'
-wrk.headers["Content-Type"] = "application/json"
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import LUA, ZERO_LATENCY_CONFIG, wait_healthy, wrk
 
 SERVERS = {
     "uvicorn+uvloop+httptools (lockgate serve)": ["{py}", "-m", "gateway.cli", "serve", "--config", "{cfg}",
@@ -49,19 +29,6 @@ SERVERS = {
 }
 
 
-def wrk(url: str, script: Path, duration: int, connections: int) -> tuple[float, float, float]:
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
-                         capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-
-    def pct(p: str) -> float:
-        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
-        assert m, out
-        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
-
-    return rps, pct("50"), pct("99")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=10)
@@ -69,7 +36,7 @@ def main() -> int:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     cfg = tmp / "bench.toml"
-    cfg.write_text(CONFIG)
+    cfg.write_text(ZERO_LATENCY_CONFIG)
     scripts = {}
     for name, tokens, stream in (("non-stream 16 tok", 16, "false"), ("stream 16 tok", 16, "true")):
         scripts[name] = tmp / f"{tokens}-{stream}.lua"
@@ -82,13 +49,7 @@ def main() -> int:
         proc = subprocess.Popen(cmd, env={**os.environ, "LOCKGATE_CONFIG": str(cfg)}, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         try:
-            for _ in range(100):
-                try:
-                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5)
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            else:
+            if not wait_healthy(port):
                 print(f"{label:44} did not start")
                 continue
             for workload, script in scripts.items():

@@ -13,28 +13,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.asgi_servers import LUA, wrk
+from bench.common import LUA, ZERO_LATENCY_CONFIG, wait_healthy, wrk
 from tests.support.otlp import OtlpReceiver
 
-BASE = """
-[auth]
-enabled = false
-[limits]
-max_queue_depth = 100000
-[models.m]
-max_output_tokens = 64
-backends = [{ backend = "sim" }]
-[backends.sim]
-kind = "sim"
-options = { ttft_ms = 0, tpot_ms = 0, batch_capacity = 1024 }
-[telemetry]
-"""
+BASE = ZERO_LATENCY_CONFIG + "[telemetry]\n"
 VARIANTS = {
     "off (no-op tracer, no metrics)": 'prometheus = false\ntraces = "none"\n',
     "default (Prometheus metrics)": 'prometheus = true\ntraces = "none"\n',
@@ -62,12 +47,7 @@ def main() -> int:
                                          "--port", str(port), "--log-level", "warning"],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 try:
-                    for _ in range(100):
-                        try:
-                            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5)
-                            break
-                        except httpx.HTTPError:
-                            time.sleep(0.1)
+                    wait_healthy(port)
                     url = f"http://127.0.0.1:{port}/v1/chat/completions"
                     wrk(url, script, 1, args.connections)
                     rps, p50, _ = wrk(url, script, args.duration, args.connections)
