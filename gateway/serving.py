@@ -192,21 +192,26 @@ async def _collect(first: Delta | Completed, execution: Execution, renderer: Ren
 async def _stream(first: Delta | Completed, execution: Execution, renderer: Renderer,
                   recorder: RequestRecorder, ending: _Ending) -> AsyncIterator[bytes]:
     try:
-        yield renderer.opening()
+        # The role chunk goes out in the same write as the first content: one send instead of two on the
+        # path of the first token.
+        opening = renderer.opening()
         event: Event = first
         pending = None if isinstance(first, Completed) else execution.rest()
         while True:
             if isinstance(event, Delta):
-                if event.text:
-                    yield renderer.delta(event)
+                chunk = renderer.delta(event) if event.text else b""
+                if opening:
+                    chunk, opening = opening + chunk, b""
+                if chunk:
+                    yield chunk
                 recorder.chunk_sent(event)
             elif isinstance(event, Completed):
                 recorder.completed(event, renderer.id)
-                yield renderer.closing(event)
+                yield opening + renderer.closing(event)
                 return
             elif isinstance(event, Failed):
                 recorder.failed(event)
-                yield renderer.error(APIError.from_failed(event))
+                yield opening + renderer.error(APIError.from_failed(event))
                 return
             if pending is None:
                 return
