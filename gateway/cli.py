@@ -7,6 +7,8 @@ import getpass
 import sys
 from collections.abc import Callable, Sequence
 
+import msgspec
+
 from gateway import __version__
 from gateway.auth import hash_key
 from gateway.commands import experiments as experiments_command
@@ -20,6 +22,8 @@ examples:
   lockgate config check examples/sim.toml     validate a config; errors name the field and line
   lockgate config hash-key                    read a key (hidden) and print the sha256 to put in [[auth.keys]]
   lockgate config default                     print the built-in default config
+  lockgate gateway --config lockgate.toml     HTTP gateway only; jobs go through Redis to workers
+  lockgate worker --config lockgate.toml      workers for every backend of the config (Redis dispatch)
 
 then, with the official SDK:
   python -c "import openai; c = openai.OpenAI(base_url='http://127.0.0.1:8000/v1', api_key='x'); \\
@@ -31,13 +35,43 @@ def _load(path: str | None) -> Config:
     return load_config(path) if path else load_default_config()
 
 
+def _with_redis(config: Config, url: str | None, force: bool) -> Config:
+    """``--redis URL`` (or ``force``, for the gateway and worker commands) selects the Redis dispatch."""
+    if url is None and not force:
+        return config
+    dispatch = msgspec.structs.replace(config.dispatch, kind="redis", redis_url=url or config.dispatch.redis_url)
+    return msgspec.structs.replace(config, dispatch=dispatch)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from gateway.logs import configure_logging
     from gateway.server import run
 
-    config = _load(args.config)
+    config = _with_redis(_load(args.config), args.redis, force=False)
     configure_logging(args.log_format or config.server.log_format, args.log_level or config.server.log_level)
     return run(config, args.host, args.port)
+
+
+def _cmd_gateway(args: argparse.Namespace) -> int:
+    from gateway.logs import configure_logging
+    from gateway.server import run
+
+    config = _with_redis(_load(args.config), args.redis, force=True)
+    configure_logging(args.log_format or config.server.log_format, args.log_level or config.server.log_level)
+    return run(config, args.host, args.port, local_workers=False)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from gateway.logs import configure_logging
+    from gateway.worker_process import UnknownBackends, run_worker
+
+    config = _with_redis(_load(args.config), args.redis, force=True)
+    configure_logging(args.log_format or config.server.log_format, args.log_level or config.server.log_level)
+    try:
+        return run_worker(config, args.backend)
+    except UnknownBackends as exc:
+        print(f"lockgate: {exc}", file=sys.stderr)
+        return 2
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -64,6 +98,11 @@ def _cmd_default(_: argparse.Namespace) -> int:
     return 0
 
 
+def _log_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-format", choices=["text", "json"], help="log line format")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lockgate", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
@@ -79,9 +118,41 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", "-c", metavar="FILE", help="TOML config (default: the built-in sim config)")
     serve.add_argument("--host", help="listen address (default: from config, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default: from config, 8000)")
-    serve.add_argument("--log-format", choices=["text", "json"], help="log line format")
-    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--redis", metavar="URL",
+                       help="dispatch through Redis at URL (workers run in this process and in any "
+                            "`lockgate worker`); default: embedded, or the config's [dispatch]")
+    _log_args(serve)
     serve.set_defaults(func=_cmd_serve)
+
+    gw = sub.add_parser(
+        "gateway", help="run the HTTP gateway only; jobs go through Redis to `lockgate worker` processes",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  lockgate gateway --config lockgate.toml --port 8000\n"
+               "  LOCKGATE_REDIS_URL=redis://redis:6379/0 lockgate gateway --config lockgate.toml\n"
+               "  lockgate gateway --config lockgate.toml --redis redis://127.0.0.1:6379/1 --port 8001\n"
+               "\nAny number of gateways and workers may share one Redis. SIGTERM drains: no new requests,\n"
+               "running ones get server.shutdown_grace_s to finish.\n")
+    gw.add_argument("--config", "-c", metavar="FILE", help="TOML config (default: the built-in sim config)")
+    gw.add_argument("--host", help="listen address (default: from config, 127.0.0.1)")
+    gw.add_argument("--port", type=int, help="listen port (default: from config, 8000)")
+    gw.add_argument("--redis", metavar="URL", help="Redis URL (default: LOCKGATE_REDIS_URL, then the config)")
+    _log_args(gw)
+    gw.set_defaults(func=_cmd_gateway)
+
+    wk = sub.add_parser(
+        "worker", help="run workers that take jobs from Redis and drive the configured backends",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  lockgate worker --config lockgate.toml                 every backend of the config\n"
+               "  lockgate worker --config lockgate.toml --backend vllm-a  only this one (repeat for more)\n"
+               "  LOCKGATE_REDIS_URL=redis://redis:6379/0 lockgate worker --config lockgate.toml\n"
+               "\nSIGTERM stops taking jobs, lets running ones finish for server.shutdown_grace_s, then hands\n"
+               "the rest back to other workers (or fails them with one error if tokens were already sent).\n")
+    wk.add_argument("--config", "-c", metavar="FILE", help="TOML config (default: the built-in sim config)")
+    wk.add_argument("--backend", "-b", action="append", metavar="NAME",
+                    help="serve this backend (repeatable; default: all configured backends)")
+    wk.add_argument("--redis", metavar="URL", help="Redis URL (default: LOCKGATE_REDIS_URL, then the config)")
+    _log_args(wk)
+    wk.set_defaults(func=_cmd_worker)
 
     config = sub.add_parser("config", help="validate and inspect configs")
     csub = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)

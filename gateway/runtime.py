@@ -11,6 +11,7 @@ from backends.protocol import Backend, Health, HealthState
 from backends.registry import PluginRegistry
 from dispatch.contract import BackendStatus
 from dispatch.embedded import EmbeddedDispatcher
+from dispatch.redis import RedisDispatcher, RedisWorker, redis_url
 from gateway.auth import Authenticator
 from gateway.config.schema import Config
 from observability.gauges import register_gauges
@@ -32,17 +33,34 @@ class Runtime:
         registry: PluginRegistry | None = None,
         telemetry: Telemetry | None = None,
         environ: dict[str, str] | None = None,
+        local_workers: bool = True,
     ) -> None:
+        """``local_workers``: with Redis dispatch, also run workers for every backend in this process
+        (``lockgate serve``); off for ``lockgate gateway``, whose backends live in ``lockgate worker``
+        processes and are built here only for their metadata (engine, max n), never started."""
         self.config = config
         registry = registry or PluginRegistry.discover()
         self.telemetry = telemetry or Telemetry.build(config.telemetry)
         self.backends: dict[str, Backend] = {
             name: registry.create(name, b.kind, b.options) for name, b in config.backends.items()}
-        self.dispatcher = EmbeddedDispatcher(
-            self.backends, telemetry=self.telemetry, max_queue_depth=config.limits.max_queue_depth,
-            retry_after_s=config.limits.retry_after_s,
-            concurrency={n: b.concurrency for n, b in config.backends.items() if b.concurrency},
-            max_buffered_events=config.server.max_buffered_events)
+        concurrency = {n: b.concurrency for n, b in config.backends.items() if b.concurrency}
+        self.dispatcher: EmbeddedDispatcher | RedisDispatcher
+        self.worker: RedisWorker | None = None
+        self.remote = config.dispatch.kind == "redis"
+        self.local_backends = not self.remote or local_workers
+        if self.remote:
+            url = redis_url(config.dispatch, environ)
+            self.dispatcher = RedisDispatcher(
+                config.dispatch, url=url, backends=list(self.backends), telemetry=self.telemetry,
+                max_queue_depth=config.limits.max_queue_depth, retry_after_s=config.limits.retry_after_s)
+            if local_workers:
+                self.worker = RedisWorker(self.backends, config.dispatch, url=url, telemetry=self.telemetry,
+                                          concurrency=concurrency)
+        else:
+            self.dispatcher = EmbeddedDispatcher(
+                self.backends, telemetry=self.telemetry, max_queue_depth=config.limits.max_queue_depth,
+                retry_after_s=config.limits.retry_after_s, concurrency=concurrency,
+                max_buffered_events=config.server.max_buffered_events)
         r = config.routing
         self.health = HealthBoard(list(self.backends), eject_after=r.eject_after, error_rate=r.error_rate_threshold,
                                   window=r.error_rate_window, base_ejection_s=r.ejection_s,
@@ -67,12 +85,15 @@ class Runtime:
         self.telemetry.instruments.ejections.add(1, {"lockgate.backend": backend})
 
     async def start(self) -> None:
-        results = await asyncio.gather(*(b.start() for b in self.backends.values()), return_exceptions=True)
-        for (name, _), result in zip(self.backends.items(), results, strict=True):
-            if isinstance(result, BaseException):
-                log.error("backend %s failed to start: %s", name, result)
-                self.health.set_health(name, Health(HealthState.DOWN, f"start failed: {result}"))
+        if self.local_backends:
+            results = await asyncio.gather(*(b.start() for b in self.backends.values()), return_exceptions=True)
+            for (name, _), result in zip(self.backends.items(), results, strict=True):
+                if isinstance(result, BaseException):
+                    log.error("backend %s failed to start: %s", name, result)
+                    self.health.set_health(name, Health(HealthState.DOWN, f"start failed: {result}"))
         await self.dispatcher.start()
+        if self.worker is not None:
+            await self.worker.start()
         await self.poll_health()
         self._poller = asyncio.create_task(self._poll_forever(), name="lockgate-health-poller")
         if not self.auth.enabled:
@@ -88,7 +109,10 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self.shadows, return_exceptions=True)
         await self.dispatcher.close(self.config.server.shutdown_grace_s)
-        await asyncio.gather(*(b.close() for b in self.backends.values()), return_exceptions=True)
+        if self.worker is not None:
+            await self.worker.stop(self.config.server.shutdown_grace_s)
+        if self.local_backends:
+            await asyncio.gather(*(b.close() for b in self.backends.values()), return_exceptions=True)
         self.telemetry.shutdown()
 
     async def poll_health(self) -> None:

@@ -42,10 +42,10 @@ async def serve(runtime: Runtime, host: str, port: int) -> None:
     await server.serve()
 
 
-def run(config: Config, host: str | None = None, port: int | None = None) -> int:
+def run(config: Config, host: str | None = None, port: int | None = None, *, local_workers: bool = True) -> int:
     host = host or config.server.host
     port = config.server.port if port is None else port
-    runtime = Runtime(config)
+    runtime = Runtime(config, local_workers=local_workers)
     cfg = uvicorn_config(runtime, host, port)
     server = GatewayServer(cfg)
     log.info("lockgate serving %d model(s) on http://%s:%d (dispatch: %s)", len(config.models), host, port,

@@ -82,6 +82,10 @@ def _check(config: Config, registry: PluginRegistry) -> list[tuple[str, str]]:
             problems.append((f"models.{name}.backends", "at least one backend needs a weight above 0"))
         if model.max_output_tokens > model.max_context:
             problems.append((f"models.{name}.max_output_tokens", "cannot exceed max_context"))
+    d = config.dispatch
+    if d.heartbeat_interval_s * 2 > d.visibility_timeout_s:
+        problems.append(("dispatch.heartbeat_interval_s",
+                         "must be at most half of visibility_timeout_s, or live workers' jobs get reclaimed"))
     for name, backend in config.backends.items():
         try:
             registry.convert_options(backend.kind, backend.options)

@@ -147,8 +147,33 @@ class RoutingConfig(_Section, frozen=True):
 
 
 class DispatchConfig(_Section, frozen=True):
-    kind: Literal["embedded"] = "embedded"
-    """``embedded``: asyncio queues and workers inside the gateway process."""
+    kind: Literal["embedded", "redis"] = "embedded"
+    """``embedded``: asyncio queues and workers inside the gateway process. ``redis``: Redis Streams between
+    ``lockgate gateway`` and ``lockgate worker`` processes (see docs/dispatch-redis.md)."""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """Redis to use with ``kind = "redis"``; ``LOCKGATE_REDIS_URL`` overrides it."""
+    key_prefix: Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9_.-]+$")] = "lg"
+    """First part of every Redis key lockgate writes (several deployments can share one Redis)."""
+    priority_bands: Annotated[int, msgspec.Meta(ge=1, le=8)] = 2
+    """Job streams per backend; a job's priority picks its band (clamped), higher bands are served first."""
+    visibility_timeout_s: PositiveFloat = 30.0
+    """A job held this long by a worker that stopped heartbeating is taken by another worker."""
+    heartbeat_interval_s: PositiveFloat = 5.0
+    """How often workers refresh their jobs, health and load; must be under half the visibility timeout."""
+    max_deliveries: Positive = 3
+    """A job delivered more times than this goes to the dead-letter stream and its client gets one error."""
+    block_ms: Positive = 1000
+    """Longest a blocking read waits before checking for shutdown."""
+    coalesce_ms: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    """Deltas a worker produces within this window (after the first token) go out in one XADD."""
+    inbox_ttl_s: PositiveFloat = 60.0
+    """TTL of a gateway's inbox stream; the gateway refreshes it, so it outlives the gateway by at most this."""
+    job_key_ttl_s: PositiveFloat = 3600.0
+    """TTL of per-job keys (cancel flag, streamed marker); workers delete them when a job ends."""
+    stream_ttl_s: PositiveFloat = 86400.0
+    """TTL of job and dead-letter streams, refreshed on every enqueue and heartbeat."""
+    dead_letter_maxlen: Positive = 10_000
+    """Dead-letter entries kept per backend (approximate trim: they are already out of the job streams)."""
 
 
 class TelemetryConfig(_Section, frozen=True):

@@ -1,0 +1,168 @@
+"""The gateway side of the Redis dispatch: submit (atomic admission + enqueue), cancel, status."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from backends.protocol import Health, HealthState, Load
+from dispatch.contract import AdmissionRefused, BackendStatus, DispatchUnavailable
+from dispatch.job import Job, encode_job
+from dispatch.redis.connection import connect
+from dispatch.redis.inbox import Inbox
+from dispatch.redis.keys import GROUP, Keys
+from dispatch.redis.scripts import Scripts
+from dispatch.redis.ticket import RedisTicket
+from dispatch.redis.wire import WorkerReport, decode_report
+from gateway.config.schema import DispatchConfig
+from observability.telemetry import Telemetry
+
+log = logging.getLogger("lockgate.dispatch.redis")
+
+
+class RedisDispatcher:
+    """Implements ``dispatch.contract.Dispatcher`` over Redis Streams; workers run in other processes."""
+
+    def __init__(
+        self,
+        config: DispatchConfig,
+        *,
+        url: str,
+        backends: list[str],
+        telemetry: Telemetry,
+        max_queue_depth: int,
+        retry_after_s: float,
+        gateway_id: str | None = None,
+        redis: Redis | None = None,
+    ) -> None:
+        self.config = config
+        self.gateway_id = gateway_id or uuid.uuid4().hex[:12]
+        self.redis = redis or connect(url)
+        self.keys = Keys(config.key_prefix, config.priority_bands)
+        self.scripts = Scripts(self.redis)
+        self.inbox = Inbox(self.redis, self.keys.inbox(self.gateway_id), ttl_s=config.inbox_ttl_s,
+                           block_ms=config.block_ms)
+        self._backends = list(backends)
+        self._telemetry = telemetry
+        self._max_depth = max_queue_depth
+        self._retry_after = retry_after_s
+        self._accepting = False
+        self._refused = telemetry.meter.create_counter(
+            "lockgate.dispatch.refused", unit="{job}", description="Jobs refused by the queue-depth check")
+
+    async def start(self) -> None:
+        await self.inbox.start()
+        self._accepting = True
+
+    async def close(self, grace_s: float = 0.0) -> None:
+        """Stop accepting; let in-flight requests finish for ``grace_s``; fail and cancel what is left."""
+        self._accepting = False
+        if grace_s > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.inbox.drained.wait(), grace_s)
+        for ticket in list(self.inbox.tickets.values()):
+            await ticket.cancel()
+        await self.inbox.close()
+        await self.redis.aclose()
+
+    async def submit(self, job: Job) -> RedisTicket:
+        if not self._accepting:
+            raise DispatchUnavailable("dispatch is not accepting jobs")
+        if job.backend not in self._backends:
+            raise DispatchUnavailable(f"no workers for backend {job.backend!r}")
+        if not self.inbox.healthy:
+            raise DispatchUnavailable("the job queue (Redis) is not reachable")
+        job = msgspec.structs.replace(job, reply_to=self.inbox.key)
+        ticket = RedisTicket(job, self._cancel, self.inbox.unregister)
+        streams = self.keys.job_streams(job.backend)
+        target = streams.index(self.keys.jobs(job.backend, self.keys.band(job.priority))) + 1
+        # Registered before the XADD: a fast worker's first event must find its ticket.
+        self.inbox.register(ticket)
+        try:
+            accepted, value = await self.scripts.submit(
+                keys=streams, args=[target, self._max_depth, encode_job(job), int(self.config.stream_ttl_s), GROUP])
+        except (RedisError, OSError) as exc:
+            self.inbox.unregister(ticket)
+            raise DispatchUnavailable(f"Redis: {type(exc).__name__}") from exc
+        if not accepted:
+            self.inbox.unregister(ticket)
+            self._refused.add(1, {"lockgate.backend": job.backend})
+            raise AdmissionRefused(job.backend, int(value), self._retry_after)
+        return ticket
+
+    async def _cancel(self, ticket: RedisTicket) -> None:
+        """Flag the job (a worker that has not started it skips it) and tell the backend's workers to abort."""
+        job = ticket.job
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(Keys.cancel_flag(job.reply_to, job.id), b"1", ex=int(self.config.job_key_ttl_s))
+                pipe.publish(self.keys.cancel_channel(job.backend), job.id)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("could not signal cancellation of job %s: %s", job.id, exc)
+
+    async def ping(self) -> bool:
+        return self._accepting and self.inbox.healthy
+
+    async def status(self) -> dict[str, BackendStatus]:
+        """Health and load as live workers last reported them; a backend without a live worker is down."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in self._backends:
+                pipe.hgetall(self.keys.workers(name))
+                for stream in self.keys.job_streams(name):
+                    pipe.xlen(stream)
+                    pipe.xpending(stream, GROUP)
+            replies = await pipe.execute(raise_on_error=False)
+        now_ms = int(time.time() * 1000)
+        out: dict[str, BackendStatus] = {}
+        per_backend = 1 + 2 * self.keys.bands
+        for i, name in enumerate(self._backends):
+            chunk = replies[i * per_backend:(i + 1) * per_backend]
+            reports = _live_reports(chunk[0], now_ms)
+            queued = 0
+            for length, pending in zip(chunk[1::2], chunk[2::2], strict=True):
+                if isinstance(length, int):
+                    queued += length - (pending["pending"] if isinstance(pending, dict) else 0)
+            out[name] = BackendStatus(health=_health(reports), load=_load(reports), queued=max(0, queued),
+                                      running=sum(r.running for r in reports))
+        return out
+
+
+def _live_reports(raw: object, now_ms: int) -> list[WorkerReport]:
+    if not isinstance(raw, dict):
+        return []
+    reports = []
+    for value in raw.values():
+        try:
+            report = decode_report(value)
+        except msgspec.DecodeError:
+            continue
+        if report.expires_ms > now_ms:
+            reports.append(report)
+    return reports
+
+
+def _health(reports: list[WorkerReport]) -> Health:
+    if not reports:
+        return Health(HealthState.DOWN, "no live worker")
+    if any(r.health.ok for r in reports):
+        return Health(HealthState.OK)
+    if any(r.health.state is HealthState.STARTING for r in reports):
+        return Health(HealthState.STARTING, "workers starting")
+    return Health(HealthState.DOWN, reports[0].health.reason or "all workers report down")
+
+
+def _load(reports: list[WorkerReport]) -> Load | None:
+    loads = [r.load for r in reports if r.load is not None]
+    if not loads:
+        return None
+    kv = [x.kv_cache_usage for x in loads if x.kv_cache_usage is not None]
+    return Load(waiting=sum(x.waiting for x in loads), running=sum(x.running for x in loads),
+                kv_cache_usage=max(kv) if kv else None)

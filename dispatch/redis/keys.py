@@ -1,0 +1,52 @@
+"""Every Redis key and channel name lockgate uses, in one place.
+
+Keys of one backend carry the hash tag ``{backend}`` and keys of one gateway the tag ``{gateway}``, so each Lua
+script touches a single Redis Cluster slot: the submit script (all priority bands of a backend) and the emit
+script (a gateway's inbox and its per-job cancel flag and streamed marker).
+"""
+
+from __future__ import annotations
+
+GROUP = "workers"
+"""The consumer group every worker of a backend joins, on each of the backend's job streams."""
+
+
+class Keys:
+    def __init__(self, prefix: str, bands: int) -> None:
+        self.prefix = prefix
+        self.bands = bands
+
+    def jobs(self, backend: str, band: int) -> str:
+        return f"{self.prefix}:{{{backend}}}:jobs:{band}"
+
+    def job_streams(self, backend: str) -> list[str]:
+        """The backend's job streams, highest band first (the order workers serve them)."""
+        return [self.jobs(backend, b) for b in reversed(range(self.bands))]
+
+    def band(self, priority: int) -> int:
+        return min(max(priority, 0), self.bands - 1)
+
+    def dead(self, backend: str) -> str:
+        return f"{self.prefix}:{{{backend}}}:dead"
+
+    def workers(self, backend: str) -> str:
+        """Hash: worker id -> msgpack WorkerReport (health, load, capacity, expiry)."""
+        return f"{self.prefix}:{{{backend}}}:workers"
+
+    def cancel_channel(self, backend: str) -> str:
+        """Pub/sub channel on which gateways announce cancelled job ids to the backend's workers."""
+        return f"{self.prefix}:{{{backend}}}:cancel"
+
+    def inbox(self, gateway_id: str) -> str:
+        return f"{self.prefix}:gw:{{{gateway_id}}}:inbox"
+
+    # Per-job keys live in the owning gateway's slot (they hang off its inbox key) so that the emit script can
+    # check the cancel flag and set the streamed marker atomically with the XADD of the events.
+    @staticmethod
+    def cancel_flag(inbox: str, job_id: str) -> str:
+        return f"{inbox}:cancel:{job_id}"
+
+    @staticmethod
+    def streamed(inbox: str, job_id: str) -> str:
+        """Exists once a token of the job was written to the inbox: from then on the job is never re-run."""
+        return f"{inbox}:streamed:{job_id}"

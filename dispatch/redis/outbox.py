@@ -1,0 +1,107 @@
+"""A worker's writer of one job's events into the owning gateway's inbox, coalescing deltas.
+
+``Started``, the first token and the terminal event go out at once (they are on the client's critical path);
+later deltas that arrive within ``window_s`` of each other, or while a write is in flight, share one XADD.
+The terminal event returns only once it is written: the job is acknowledged after that, never before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from backends.events import TERMINAL, Delta, Event, Started
+from dispatch.redis.keys import Keys
+from dispatch.redis.wire import encode_events
+
+
+class StopJob(BaseException):
+    """The job must stop without a terminal event. A BaseException so ``run_job``'s adapter-error handler,
+    which turns exceptions into a ``Failed`` event, lets it through."""
+
+
+class GatewayGone(StopJob):
+    """The owning gateway's inbox no longer exists: nobody is waiting for the result."""
+
+
+class JobCancelled(StopJob):
+    """The gateway cancelled the job (its client went away)."""
+
+
+class InboxUnreachable(StopJob):
+    """Redis failed while writing; the job cannot report and is left to the visibility timeout."""
+
+
+class Outbox:
+    def __init__(self, script: AsyncScript, *, inbox: str, job_id: str, worker_id: str,
+                 window_s: float, marker_ttl_s: int) -> None:
+        self._script = script
+        self._keys = [inbox, Keys.cancel_flag(inbox, job_id), Keys.streamed(inbox, job_id)]
+        self._job_id = job_id
+        self._worker = worker_id
+        self._window = window_s
+        self._ttl = marker_ttl_s
+        self._buf: list[Event] = []
+        self._task: asyncio.Task[None] | None = None
+        self._error: StopJob | None = None
+        self.token_sent = False
+        self.writes = 0
+
+    async def emit(self, event: Event) -> None:
+        if self._error is not None:
+            raise self._error
+        self._buf.append(event)
+        if isinstance(event, TERMINAL):
+            await self.flush()
+            return
+        if self._task is None:
+            urgent = isinstance(event, Started) or (isinstance(event, Delta) and not self.token_sent)
+            self._task = asyncio.create_task(self._drain(0.0 if urgent else self._window))
+
+    async def flush(self) -> None:
+        if self._task is not None:
+            await self._task
+        if self._error is not None:
+            raise self._error
+        if self._buf:
+            await self._write_pending()
+
+    def abort(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _drain(self, delay: float) -> None:
+        try:
+            if delay:
+                await asyncio.sleep(delay)
+            while self._buf:
+                await self._write_pending()
+        except StopJob as exc:
+            self._error = exc
+        finally:
+            self._task = None
+
+    async def _write_pending(self) -> None:
+        batch, self._buf = self._buf, []
+        first_token = not self.token_sent and any(isinstance(e, Delta) and e.tokens > 0 for e in batch)
+        try:
+            result = await self._script(keys=self._keys, args=[
+                self._job_id, self._worker, encode_events(batch), 1 if first_token else 0, self._ttl])
+        except (RedisError, OSError) as exc:
+            raise InboxUnreachable(str(exc)) from exc
+        self.writes += 1
+        if result == 0:
+            raise GatewayGone()
+        if result == 2:
+            raise JobCancelled()
+        if first_token:
+            self.token_sent = True
+
+    async def close(self) -> None:
+        self.abort()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -1,0 +1,80 @@
+"""A job seen from the gateway in Redis mode: events arrive from the inbox reader, tagged with the worker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+from backends.events import TERMINAL, Event, Failed, Started
+from backends.worker import is_token
+from dispatch.job import Job
+
+
+def lost_after_tokens() -> Failed:
+    return Failed(type="server_error", code="worker_lost", status=502,
+                  message="The worker serving this stream was lost after it had sent tokens; "
+                          "the request is not replayed.")
+
+
+class RedisTicket:
+    """Accepts events only from the worker that announced itself last with ``Started``.
+
+    A job may run more than once (a reclaim after a worker died). A new run is welcome while the client has
+    no token; once it has one, a second worker's ``Started`` ends the stream with one error instead: no token
+    is ever delivered twice. Late events of a worker that lost the job are dropped.
+    """
+
+    def __init__(self, job: Job, on_cancel: Callable[[RedisTicket], Coroutine[Any, Any, None]],
+                 on_done: Callable[[RedisTicket], None]) -> None:
+        self.job = job
+        self._on_cancel = on_cancel
+        self._on_done = on_done
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.worker: str | None = None
+        self.tokens = 0
+        self.done = False
+        self._signal: asyncio.Task[None] | None = None
+
+    def deliver(self, worker: str, events: list[Event]) -> None:
+        if self.done or not events:
+            return
+        if worker != self.worker:
+            if not isinstance(events[0], Started):
+                return
+            if self.tokens:
+                self.fail(lost_after_tokens())
+                # The new run is pointless: tell its worker to stop.
+                self._signal = asyncio.get_running_loop().create_task(self._on_cancel(self))
+                return
+            self.worker = worker
+        for event in events:
+            if is_token(event):
+                self.tokens += 1
+            self._queue.put_nowait(event)
+            if isinstance(event, TERMINAL):
+                self._finish()
+                return
+
+    def fail(self, failure: Failed) -> None:
+        """End the client's stream with ``failure`` (Redis lost, gateway closing...)."""
+        if not self.done:
+            self._queue.put_nowait(failure)
+            self._finish()
+
+    def _finish(self) -> None:
+        self.done = True
+        self._on_done(self)
+
+    async def events(self) -> AsyncIterator[Event]:
+        while True:
+            event = await self._queue.get()
+            yield event
+            if isinstance(event, TERMINAL):
+                return
+
+    async def cancel(self) -> None:
+        if self.done:
+            return
+        self._finish()
+        await self._on_cancel(self)

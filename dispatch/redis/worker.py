@@ -1,0 +1,411 @@
+"""The worker side of the Redis dispatch: take jobs, run them, heartbeat, reclaim, dead-letter, cancel.
+
+Per backend, one loop takes new jobs (highest priority band first) up to the backend's concurrency. One
+maintenance loop per process heartbeats the jobs it runs (so they are not reclaimed however long they take),
+publishes health and load, and reclaims jobs other workers left idle past the visibility timeout. One
+pub/sub listener aborts jobs their gateway cancelled. A job is acknowledged (XACK, then XDEL: never trimmed
+while pending) only after its terminal event is in the gateway's inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Iterable
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from backends.events import Failed, Started
+from backends.protocol import Backend, Health, HealthState
+from backends.worker import run_job
+from dispatch.job import Job, decode_job
+from dispatch.redis.connection import connect
+from dispatch.redis.keys import GROUP, Keys
+from dispatch.redis.outbox import GatewayGone, InboxUnreachable, JobCancelled, Outbox, StopJob
+from dispatch.redis.scripts import Scripts
+from dispatch.redis.ticket import lost_after_tokens
+from dispatch.redis.wire import WorkerReport, decode_report, encode_report
+from gateway.config.schema import DispatchConfig
+from observability.telemetry import Telemetry
+
+log = logging.getLogger("lockgate.worker")
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+
+
+class _Active:
+    def __init__(self, stream: str, entry_id: str, job: Job | None) -> None:
+        self.stream = stream
+        self.entry_id = entry_id
+        self.job = job
+        self.task: asyncio.Task[None] | None = None
+        self.stop_reason = ""
+        """Why the task was cancelled: ``cancel`` (gateway asked), ``lost`` (reclaimed elsewhere), ``shutdown``."""
+
+
+class _Lane:
+    def __init__(self, backend: Backend, capacity: int, streams: list[str]) -> None:
+        self.backend = backend
+        self.capacity = capacity
+        self.streams = streams
+        self.active: dict[str, _Active] = {}
+        self.room = asyncio.Event()
+
+    @property
+    def free(self) -> int:
+        return self.capacity - len(self.active)
+
+
+class RedisWorker:
+    def __init__(
+        self,
+        backends: dict[str, Backend],
+        config: DispatchConfig,
+        *,
+        url: str,
+        telemetry: Telemetry,
+        concurrency: dict[str, int] | None = None,
+        worker_id: str | None = None,
+        redis: Redis | None = None,
+    ) -> None:
+        self.config = config
+        self.worker_id = worker_id or new_worker_id()
+        self.redis = redis or connect(url)
+        self.keys = Keys(config.key_prefix, config.priority_bands)
+        self.scripts = Scripts(self.redis)
+        self.telemetry = telemetry
+        self._lanes = {name: _Lane(b, (concurrency or {}).get(name) or b.max_concurrency,
+                                   self.keys.job_streams(name)) for name, b in backends.items()}
+        self._by_job: dict[str, _Active] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        meter = telemetry.meter
+        self._reclaimed = meter.create_counter("lockgate.dispatch.reclaimed", unit="{job}",
+                                               description="Jobs taken over after their worker went silent")
+        self._dead = meter.create_counter("lockgate.dispatch.dead_lettered", unit="{job}",
+                                          description="Jobs moved to the dead-letter stream")
+        self._cancelled = meter.create_counter("lockgate.dispatch.cancelled", unit="{job}",
+                                               description="Jobs aborted because their gateway cancelled them")
+
+    async def start(self) -> None:
+        for lane in self._lanes.values():
+            try:
+                await self._ensure_groups(lane)
+            except (RedisError, OSError) as exc:
+                log.warning("worker %s: Redis not reachable yet (%s)", self.worker_id, exc)
+        self._tasks = [asyncio.create_task(self._take_loop(name, lane), name=f"lockgate-take-{name}")
+                       for name, lane in self._lanes.items()]
+        self._tasks.append(asyncio.create_task(self._maintain_loop(), name="lockgate-maintain"))
+        self._tasks.append(asyncio.create_task(self._cancel_loop(), name="lockgate-cancel-listener"))
+        log.info("worker %s serving %s", self.worker_id, ", ".join(self._lanes))
+
+    async def stop(self, grace_s: float = 0.0) -> None:
+        """Take no new job; let running ones finish for ``grace_s``; hand back the rest, then leave."""
+        self._stopping = True
+        for task in self._tasks[:len(self._lanes)]:
+            task.cancel()
+        running = [a.task for a in self._by_job.values() if a.task is not None]
+        if running and grace_s > 0:
+            await asyncio.wait(running, timeout=grace_s)
+        leftover = [a for a in self._by_job.values() if a.task is not None and not a.task.done()]
+        for active in leftover:
+            active.stop_reason = "shutdown"
+            assert active.task is not None
+            active.task.cancel()
+        await asyncio.gather(*(a.task for a in leftover if a.task), return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(RedisError, OSError):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for name in self._lanes:
+                    pipe.hdel(self.keys.workers(name), self.worker_id)
+                await pipe.execute()
+        await self.redis.aclose()
+
+    # -- taking jobs -------------------------------------------------------------------------------------
+
+    async def _take_loop(self, name: str, lane: _Lane) -> None:
+        backoff = 0.05
+        while not self._stopping:
+            try:
+                if lane.free <= 0:
+                    lane.room.clear()
+                    await lane.room.wait()
+                    continue
+                rows = await self.scripts.take(keys=lane.streams, args=[GROUP, self.worker_id, lane.free])
+                taken = [(s, i, _pairs(f)) for s, i, f in rows]
+                if not taken:
+                    reply: Any = await self.redis.xreadgroup(GROUP, self.worker_id, dict.fromkeys(lane.streams, ">"),
+                                                        count=1, block=self.config.block_ms)
+                    taken = [(s, i, f) for s, entries in reply or () for i, f in entries]
+                for stream, entry_id, fields in taken:
+                    self._spawn(name, lane, _str(stream), _str(entry_id), fields.get(b"job", b""), 1)
+                backoff = 0.05
+            except asyncio.CancelledError:
+                raise
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):
+                    log.info("backend %s: consumer group missing (Redis restarted?); recreating", name)
+                    await self._guard(self._ensure_groups(lane))
+                else:
+                    log.error("backend %s: %s", name, exc)
+                    await asyncio.sleep(backoff)
+            except (RedisError, OSError) as exc:
+                log.warning("backend %s: Redis unavailable (%s); retrying", name, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+
+    async def _ensure_groups(self, lane: _Lane) -> None:
+        for stream in lane.streams:
+            try:
+                # From id 0, so jobs enqueued before the group existed (after a Redis restart) are served.
+                await self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+            await self.redis.expire(stream, int(self.config.stream_ttl_s))
+
+    def _spawn(self, name: str, lane: _Lane, stream: str, entry_id: str, payload: bytes, deliveries: int) -> None:
+        try:
+            job: Job | None = decode_job(payload)
+        except msgspec.DecodeError:
+            job = None
+        active = _Active(stream, entry_id, job)
+        key = job.id if job is not None else f"undecodable:{entry_id}"
+        lane.active[key] = active
+        self._by_job[key] = active
+        active.task = asyncio.create_task(self._run(name, lane, active, payload, deliveries))
+        active.task.add_done_callback(lambda _: self._forget(lane, key, active))
+
+    def _forget(self, lane: _Lane, key: str, active: _Active) -> None:
+        if lane.active.get(key) is active:
+            del lane.active[key]
+            lane.room.set()
+        if self._by_job.get(key) is active:
+            del self._by_job[key]
+
+    # -- running one job ---------------------------------------------------------------------------------
+
+    async def _run(self, name: str, lane: _Lane, active: _Active, payload: bytes, deliveries: int) -> None:
+        job = active.job
+        if job is None:
+            log.error("backend %s: undecodable job entry %s; dead-lettering it", name, active.entry_id)
+            await self._guard(self._dead_letter(name, active, payload, deliveries, "undecodable"))
+            await self._guard(self._ack(active))
+            return
+        outbox = Outbox(self.scripts.emit, inbox=job.reply_to, job_id=job.id, worker_id=self.worker_id,
+                        window_s=self.config.coalesce_ms / 1000, marker_ttl_s=int(self.config.job_key_ttl_s))
+        try:
+            await self._serve(name, lane, active, job, payload, deliveries, outbox)
+        except JobCancelled:
+            self._cancelled.add(1, {"lockgate.backend": name})
+        except GatewayGone:
+            log.info("job %s: its gateway is gone; dropping it", job.id)
+        except InboxUnreachable as exc:
+            # Cannot report, so cannot ack honestly: leave it pending for the visibility timeout.
+            log.warning("job %s: Redis failed while reporting (%s); left for redelivery", job.id, exc)
+            return
+        except asyncio.CancelledError:
+            if active.stop_reason == "cancel":
+                self._cancelled.add(1, {"lockgate.backend": name})
+            elif active.stop_reason == "shutdown":
+                await self._guard(self._hand_back(active, outbox))
+                raise
+            else:  # lost to another worker, or the whole worker is going down hard
+                raise
+        finally:
+            await outbox.close()
+        await self._guard(self._ack(active))
+
+    async def _serve(self, name: str, lane: _Lane, active: _Active, job: Job, payload: bytes, deliveries: int,
+                     outbox: Outbox) -> None:
+        if deliveries > 1:
+            self._reclaimed.add(1, {"lockgate.backend": name})
+        if deliveries > self.config.max_deliveries:
+            log.warning("job %s delivered %d times; dead-lettering it", job.id, deliveries)
+            await self._dead_letter(name, active, payload, deliveries, "max_deliveries")
+            await self._verdict(outbox, lane, Failed(
+                type="server_error", code="dead_lettered", status=500,
+                message=f"The job failed on {deliveries - 1} workers in a row and was set aside."))
+            return
+        if deliveries > 1 and await self.redis.exists(Keys.streamed(job.reply_to, job.id)):
+            # Tokens already reached the gateway from the worker that died: never replay them.
+            await self._verdict(outbox, lane, lost_after_tokens())
+            return
+        if await self.redis.exists(Keys.cancel_flag(job.reply_to, job.id)):
+            raise JobCancelled()
+        await run_job(lane.backend, job, outbox.emit, self.telemetry, self.worker_id)
+
+    async def _verdict(self, outbox: Outbox, lane: _Lane, failure: Failed) -> None:
+        # Started first: the gateway accepts events only from the worker that announced itself last.
+        await outbox.emit(Started(backend=lane.backend.name, engine=lane.backend.engine, worker=self.worker_id,
+                                  t_ns=time.time_ns()))
+        await outbox.emit(failure)
+
+    async def _ack(self, active: _Active) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xack(active.stream, GROUP, active.entry_id)
+            pipe.xdel(active.stream, active.entry_id)
+            if active.job is not None:
+                pipe.delete(Keys.cancel_flag(active.job.reply_to, active.job.id),
+                            Keys.streamed(active.job.reply_to, active.job.id))
+            await pipe.execute()
+
+    async def _hand_back(self, active: _Active, outbox: Outbox) -> None:
+        """On shutdown: a job with tokens out gets one error; any other becomes claimable at once."""
+        if outbox.token_sent:
+            with contextlib.suppress(StopJob):
+                await outbox.flush()
+                await outbox.emit(Failed(type="server_error", code="worker_shutdown", status=503,
+                                         message="The worker serving this stream shut down."))
+            await self._ack(active)
+            return
+        # Idle set past the visibility timeout: the next reclaim by any live worker takes it.
+        idle_ms = int(self.config.visibility_timeout_s * 1000) + 1
+        await self.redis.xclaim(active.stream, GROUP, self.worker_id, 0, [active.entry_id], idle=idle_ms,
+                                justid=True)
+
+    async def _dead_letter(self, name: str, active: _Active, payload: bytes, deliveries: int, reason: str) -> None:
+        dead = self.keys.dead(name)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(dead, {"job": payload, "reason": reason, "deliveries": deliveries,
+                             "entry": active.entry_id, "worker": self.worker_id},
+                      maxlen=self.config.dead_letter_maxlen, approximate=True)
+            pipe.expire(dead, int(self.config.stream_ttl_s))
+            await pipe.execute()
+        self._dead.add(1, {"lockgate.backend": name, "lockgate.reason": reason})
+
+    # -- maintenance: heartbeat, health, reclaim ---------------------------------------------------------
+
+    async def _maintain_loop(self) -> None:
+        while True:
+            try:
+                await self._maintain()
+            except asyncio.CancelledError:
+                raise
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):
+                    for lane in self._lanes.values():
+                        await self._guard(self._ensure_groups(lane))
+                else:
+                    log.error("maintenance: %s", exc)
+            except (RedisError, OSError) as exc:
+                log.warning("maintenance: Redis unavailable (%s)", exc)
+            await asyncio.sleep(self.config.heartbeat_interval_s)
+
+    async def _maintain(self) -> None:
+        interval = self.config.heartbeat_interval_s
+        for name, lane in self._lanes.items():
+            await self._heartbeat(lane)
+            try:
+                health = await asyncio.wait_for(lane.backend.health(), timeout=interval)
+                load = await asyncio.wait_for(lane.backend.load(), timeout=interval)
+            except Exception as exc:  # a failing probe means a down backend, not a dead worker
+                health, load = Health(HealthState.DOWN, f"health check failed: {type(exc).__name__}"), None
+            now_ms = int(time.time() * 1000)
+            report = WorkerReport(worker=self.worker_id, health=health, load=load, running=len(lane.active),
+                                  capacity=lane.capacity, expires_ms=now_ms + int(interval * 2500))
+            workers = self.keys.workers(name)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hset(workers, self.worker_id, encode_report(report))
+                pipe.pexpire(workers, int(interval * 3000))
+                for stream in lane.streams:
+                    pipe.expire(stream, int(self.config.stream_ttl_s))
+                pipe.hgetall(workers)
+                *_, reports = await pipe.execute()
+            stale = [k for k, v in reports.items() if _expired(v, now_ms)]
+            if stale:
+                await self.redis.hdel(workers, *stale)
+            if not self._stopping:
+                await self._reclaim(name, lane)
+
+    async def _heartbeat(self, lane: _Lane) -> None:
+        by_stream: dict[str, list[str]] = defaultdict(list)
+        for active in lane.active.values():
+            by_stream[active.stream].append(active.entry_id)
+        for stream, ids in by_stream.items():
+            lost = await self.scripts.heartbeat(keys=[stream], args=[GROUP, self.worker_id, *ids])
+            for entry_id in map(_str, lost):
+                for active in list(lane.active.values()):
+                    if active.entry_id == entry_id and active.task is not None:
+                        log.warning("job %s was claimed by another worker; stopping it here", entry_id)
+                        active.stop_reason = "lost"
+                        active.task.cancel()
+
+    async def _reclaim(self, name: str, lane: _Lane) -> None:
+        min_idle = int(self.config.visibility_timeout_s * 1000)
+        for stream in lane.streams:
+            if lane.free <= 0:
+                return
+            rows = await self.scripts.reclaim(keys=[stream], args=[GROUP, self.worker_id, min_idle, lane.free])
+            for entry_id, fields, deliveries in rows:
+                log.info("reclaimed job entry %s from %s (delivery %d)", _str(entry_id), stream, deliveries)
+                self._spawn(name, lane, stream, _str(entry_id), _pairs(fields).get(b"job", b""), int(deliveries))
+
+    # -- cancellation ------------------------------------------------------------------------------------
+
+    async def _cancel_loop(self) -> None:
+        channels = [self.keys.cancel_channel(name) for name in self._lanes]
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(*channels)
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None and message["type"] == "message":
+                        self.cancel(_str(message["data"]))
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning("cancel listener: Redis unavailable (%s)", exc)
+                await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def cancel(self, job_id: str) -> bool:
+        """Abort a job this worker runs (its task is cancelled: the engine request with it)."""
+        active = self._by_job.get(job_id)
+        if active is None or active.task is None or active.task.done():
+            return False
+        active.stop_reason = "cancel"
+        active.task.cancel()
+        return True
+
+    @staticmethod
+    async def _guard(work: Awaitable[object]) -> None:
+        """Await a best-effort Redis step; log instead of raising (the caller has nothing better to do)."""
+        try:
+            await work
+        except (RedisError, OSError) as exc:
+            log.warning("Redis step failed: %s", exc)
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _pairs(flat: Iterable[bytes] | dict[bytes, bytes]) -> dict[bytes, bytes]:
+    if isinstance(flat, dict):
+        return flat
+    items = list(flat)
+    return dict(zip(items[::2], items[1::2], strict=True))
+
+
+def _expired(raw: bytes, now_ms: int) -> bool:
+    try:
+        return decode_report(raw).expires_ms <= now_ms
+    except msgspec.DecodeError:
+        return True
