@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -116,6 +117,8 @@ class SimBackend:
         assert self._batch is not None
         choices = [_Choice(request, i, opts, limit) for i in range(request.n)]
         due = self._clock() + opts.ttft_ms / 1000
+        if faults.crash:
+            os._exit(70)  # abrupt, like a segfault or the OOM killer: no cleanup, no ack
         if faults.hang:
             await asyncio.Event().wait()
         if faults.fail_before:

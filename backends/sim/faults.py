@@ -9,15 +9,20 @@ import msgspec
 from backends.sim.options import SimOptions
 
 _MARKER = re.compile(r"\[\[sim:(fail_before|fail_after=(\d+)|hang)\]\]")
+_CRASH = "[[sim:crash]]"
 
 
 class FaultPlan(msgspec.Struct, frozen=True):
     fail_before: bool = False
     fail_after: int | None = None
     hang: bool = False
+    crash: bool = False
+    """Kill the whole process (a worker dying mid-job); only with ``allow_crash``."""
 
 
 def plan_faults(options: SimOptions, prompt: str) -> FaultPlan:
+    if options.allow_crash and _CRASH in prompt:
+        return FaultPlan(crash=True)
     if options.faults_from_prompt:
         m = _MARKER.search(prompt)
         if m:

@@ -37,5 +37,8 @@ class SimOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """With ``fault = "fail_after_tokens"``: tokens sent before the failure."""
     faults_from_prompt: bool = True
     """Honour ``[[sim:fail_before]]``, ``[[sim:fail_after=K]]``, ``[[sim:hang]]`` markers in prompts."""
+    allow_crash: bool = False
+    """Honour ``[[sim:crash]]``: the process exits at once when it takes such a request (tests of worker death).
+    Never enable it where untrusted clients can send prompts."""
     start_delay_ms: NonNeg = 0.0
     """Time after ``start()`` during which health reports ``starting`` (a loading engine)."""

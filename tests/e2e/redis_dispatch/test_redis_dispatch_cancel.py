@@ -1,0 +1,34 @@
+"""Client disconnect: the worker aborts the engine request within a second, acks, and the job's keys go."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from .harness import Deployment, body, content_of, sse_events, wait_until
+
+
+def test_client_disconnect_stops_the_worker_within_a_second_and_acks(deployment: Deployment) -> None:
+    cfg = deployment.config(sim={"ttft_ms": 10, "tpot_ms": 100})
+    deployment.worker(cfg)
+    gw = deployment.gateway(cfg)
+    inbox = None
+    with httpx.stream("POST", f"{gw.url}/v1/chat/completions", json=body("walk away", max_tokens=200),
+                      timeout=30) as resp:
+        seen = 0
+        for event in sse_events(resp.iter_lines()):
+            if content_of(event):
+                seen += 1
+                if seen == 3:
+                    break
+        assert deployment.pending(), "the job should be running"
+    hung_up = time.monotonic()  # leaving the block closed the connection
+    wait_until(lambda: not deployment.pending(), 3, "the job to be acknowledged")
+    assert time.monotonic() - hung_up < 1.5
+    inbox = next(k for k in deployment.redis_keys() if k.endswith(":inbox"))
+    last = deployment.r.xinfo_stream(inbox)["last-generated-id"]
+    time.sleep(0.5)
+    assert deployment.r.xinfo_stream(inbox)["last-generated-id"] == last, "the worker kept sending"
+    assert deployment.r.xlen(deployment.jobs_key()) == 0
+    assert [k for k in deployment.redis_keys() if ":cancel:" in k or ":streamed:" in k] == []
