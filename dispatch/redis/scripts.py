@@ -56,15 +56,18 @@ return 1
 """
 
 # KEYS: 1 job stream. ARGV: 1 group, 2 consumer, 3.. entry ids the worker runs. Resets their idle time (the
-# heartbeat) only where this worker still owns them; returns the ids it lost (claimed by another worker).
+# heartbeat) only where this worker still owns them; returns the ids another worker claimed meanwhile. An id
+# no longer pending at all was just acknowledged: neither refreshed nor reported.
 HEARTBEAT = """
 local lost = {}
 for i = 3, #ARGV do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
-  if p[1] and p[1][2] == ARGV[2] then
-    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
-  else
-    table.insert(lost, ARGV[i])
+  if p[1] then
+    if p[1][2] == ARGV[2] then
+      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    else
+      table.insert(lost, ARGV[i])
+    end
   end
 end
 return lost

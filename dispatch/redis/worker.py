@@ -51,6 +51,8 @@ class _Active:
         self.job = job
         self.task: asyncio.Task[None] | None = None
         self.stop_reason = ""
+        self.settling = False
+        """Past its terminal event: only the acknowledgement is left, which nothing may interrupt."""
         """Why the task was cancelled: ``cancel`` (gateway asked), ``lost`` (reclaimed elsewhere), ``shutdown``."""
 
 
@@ -226,6 +228,7 @@ class RedisWorker:
             else:  # lost to another worker, or the whole worker is going down hard
                 raise
         finally:
+            active.settling = True
             await outbox.close()
         await self._guard(self._ack(active))
 
@@ -339,7 +342,7 @@ class RedisWorker:
             lost = await self.scripts.heartbeat(keys=[stream], args=[GROUP, self.worker_id, *ids])
             for entry_id in map(_str, lost):
                 for active in list(lane.active.values()):
-                    if active.entry_id == entry_id and active.task is not None:
+                    if active.entry_id == entry_id and active.task is not None and not active.settling:
                         log.warning("job %s was claimed by another worker; stopping it here", entry_id)
                         active.stop_reason = "lost"
                         active.task.cancel()
@@ -378,7 +381,7 @@ class RedisWorker:
     def cancel(self, job_id: str) -> bool:
         """Abort a job this worker runs (its task is cancelled: the engine request with it)."""
         active = self._by_job.get(job_id)
-        if active is None or active.task is None or active.task.done():
+        if active is None or active.task is None or active.task.done() or active.settling:
             return False
         active.stop_reason = "cancel"
         active.task.cancel()

@@ -1,0 +1,348 @@
+"""What does the dispatch add to latency? The same seeded Poisson load against three targets, in one run:
+
+  (a) sim       the simulated engine alone, driven in this process (no HTTP, no gateway): the reference
+  (b) embedded  `lockgate serve` (embedded dispatch) in a subprocess, over HTTP + SSE
+  (c) redis     `lockgate gateway` + `lockgate worker` subprocesses sharing Redis, over HTTP + SSE
+
+Each request streams exactly --tokens tokens (ignore_eos). TTFT = first token-carrying chunk - send;
+E2E = last token chunk - send (docs/METRICS.md). Printed: p50/p99 per target and what (b) and (c) add over (a).
+The load generator is a minimal asyncio HTTP/1.1 client (one connection per request) so that it costs the
+2-core machine as little CPU as possible; its own cost is in (b) and (c) but not in (a).
+
+Run: .venv/bin/python bench/dispatch.py [--rate 200] [--duration 10] [--redis redis://127.0.0.1:6379/0]
+This is a benchmark, not a test: it asserts nothing, it prints what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+import uvloop
+
+from backends.events import Delta
+from backends.request import ChatMessage, GenerationRequest
+from backends.sim.engine import SimBackend
+from backends.sim.options import SimOptions
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN_MARK = b'"delta":{"content":'
+
+
+@dataclass
+class Sample:
+    index: int = -1
+    """Position in the schedule (samples of the warm-up window are dropped by it)."""
+    ttft: float | None = None
+    e2e: float | None = None
+    lag: float = 0.0
+    """t_send - t_sched: how late the client itself was."""
+    error: str | None = None
+
+
+@dataclass
+class Result:
+    name: str
+    samples: list[Sample] = field(default_factory=list)
+
+    def ok(self) -> list[Sample]:
+        return [s for s in self.samples if s.error is None and s.ttft is not None and s.e2e is not None]
+
+    def errors(self) -> int:
+        return len(self.samples) - len(self.ok())
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
+    return values[k]
+
+
+def schedule(rate: float, duration: float, seed: int) -> list[float]:
+    rng = random.Random(seed)
+    t, out = 0.0, []
+    while t < duration:
+        t += rng.expovariate(rate)
+        out.append(t)
+    return out
+
+
+def prompts(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed + 1)
+    return [f"bench request {i} {rng.getrandbits(48):012x}" for i in range(n)]
+
+
+# -- (a) the simulator alone ---------------------------------------------------------------------------------
+
+async def run_sim(opts: SimOptions, times: list[float], texts: list[str], tokens: int) -> Result:
+    sim = SimBackend("sim", opts)
+    await sim.start()
+    result = Result("sim")
+    warm = GenerationRequest(request_id="w", model="m", operation="chat", max_tokens=tokens,
+                             messages=(ChatMessage("user", "warm"),), extra={"ignore_eos": True})
+    for _ in range(3):  # first calls pay for lazy initialisation; the HTTP targets get the same warm-up
+        async for _ in sim.generate(warm):
+            pass
+
+    async def one(i: int, t_sched: float, prompt: str) -> None:
+        await asyncio.sleep(max(0.0, t_sched - (time.perf_counter() - t0)))
+        t_send = time.perf_counter()
+        sample = Sample(index=i, lag=t_send - t0 - t_sched)
+        req = GenerationRequest(request_id="b", model="m", operation="chat", max_tokens=tokens,
+                                messages=(ChatMessage("user", prompt),), extra={"ignore_eos": True})
+        async for event in sim.generate(req):
+            if isinstance(event, Delta) and event.tokens:
+                now = time.perf_counter()
+                if sample.ttft is None:
+                    sample.ttft = now - t_send
+                sample.e2e = now - t_send
+        result.samples.append(sample)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(i, t, p) for i, (t, p) in enumerate(zip(times, texts, strict=True))))
+    return result
+
+
+# -- (b), (c) over HTTP --------------------------------------------------------------------------------------
+
+async def http_request(port: int, prompt: str, tokens: int, sample: Sample, t_send: float) -> None:
+    payload = json.dumps({"model": "m", "messages": [{"role": "user", "content": prompt}], "max_tokens": tokens,
+                          "stream": True, "ignore_eos": True}).encode()
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n").encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head + payload)
+        status = await reader.readline()
+        if b" 200 " not in status:
+            sample.error = status.decode().strip() or "no status"
+            return
+        seen, tail, done = 0, b"", False
+        while not done:
+            data = await reader.read(65536)
+            if not data:
+                break
+            now = time.perf_counter()
+            window = tail + data
+            count = window.count(TOKEN_MARK) - tail.count(TOKEN_MARK)
+            if count:
+                seen += count
+                if sample.ttft is None:
+                    sample.ttft = now - t_send
+                sample.e2e = now - t_send
+            if b'"error"' in data:
+                sample.error = "error event"
+            done = b"data: [DONE]" in window
+            tail = window[-64:]
+        if seen != tokens and sample.error is None:
+            sample.error = f"{seen} token chunks, expected {tokens}"
+    except OSError as exc:
+        sample.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        writer.close()
+
+
+async def run_http(name: str, port: int, times: list[float], texts: list[str], tokens: int) -> Result:
+    result = Result(name)
+
+    async def one(i: int, t_sched: float, prompt: str) -> None:
+        await asyncio.sleep(max(0.0, t_sched - (time.perf_counter() - t0)))
+        t_send = time.perf_counter()
+        sample = Sample(index=i, lag=t_send - t0 - t_sched)
+        await http_request(port, prompt, tokens, sample, t_send)
+        result.samples.append(sample)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(i, t, p) for i, (t, p) in enumerate(zip(times, texts, strict=True))))
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(path: Path, args: argparse.Namespace, prefix: str, redis_url: str, kind: str) -> None:
+    path.write_text(f"""
+[server]
+shutdown_grace_s = 2
+log_level = "warning"
+[auth]
+enabled = false
+[limits]
+max_queue_depth = 100000
+[models.m]
+max_output_tokens = 4096
+backends = [{{ backend = "sim" }}]
+[backends.sim]
+kind = "sim"
+options = {{ ttft_ms = {args.ttft_ms}, tpot_ms = {args.tpot_ms}, batch_capacity = 1024 }}
+[dispatch]
+kind = "{kind}"
+redis_url = "{redis_url}"
+key_prefix = "{prefix}"
+""")
+
+
+class Procs:
+    def __init__(self, logdir: Path) -> None:
+        self.logdir = logdir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *args: str) -> None:
+        log = (self.logdir / f"{args[0]}-{len(self.procs)}.log").open("wb")
+        env = {k: v for k, v in os.environ.items() if k != "LOCKGATE_REDIS_URL"}
+        self.procs.append(subprocess.Popen([sys.executable, "-m", "gateway.cli", *args], stdout=log,
+                                           stderr=subprocess.STDOUT, cwd=ROOT, env=env))
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.procs.clear()
+
+
+async def wait_ready(port: int, within_s: float = 30) -> None:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            line = await reader.readline()
+            writer.close()
+            if b" 200 " in line:
+                return
+        except OSError:
+            pass
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"gateway on port {port} not ready")
+
+
+async def warm(port: int, tokens: int) -> None:
+    """A few requests before measuring: imports, JIT-free but cache-warm code paths, Lua scripts loaded."""
+    for i in range(20):
+        await http_request(port, f"warm {i}", tokens, Sample(), time.perf_counter())
+
+
+def report(results: list[Result], args: argparse.Namespace, warmup: float, times: list[float]) -> str:
+    measured = {r.name: r for r in results}
+    ref = measured["sim"].ok()
+    ref_ttft = [s.ttft for s in ref if s.ttft is not None]
+    ref_e2e = [s.e2e for s in ref if s.e2e is not None]
+    lines = [
+        f"load: Poisson {args.rate:g} req/s for {args.duration:g}s (seed {args.seed}), {len(times)} requests, "
+        f"{args.tokens} tokens each, streamed; sim ttft {args.ttft_ms:g} ms, tpot {args.tpot_ms:g} ms; first "
+        f"{warmup:g}s excluded",
+        f"configured reference: TTFT {args.ttft_ms:.1f} ms, "
+        f"E2E {args.ttft_ms + (args.tokens - 1) * args.tpot_ms:.1f} ms",
+        "",
+        f"{'target':<10} {'n':>5} {'err':>4} {'TTFT p50':>9} {'TTFT p99':>9} {'E2E p50':>9} {'E2E p99':>9} "
+        f"{'+TTFT p50':>10} {'+TTFT p99':>10} {'+E2E p50':>9} {'+E2E p99':>9} {'lag p99':>8}",
+    ]
+    for r in results:
+        ok = r.ok()
+        ttft = [s.ttft * 1000 for s in ok if s.ttft is not None]
+        e2e = [s.e2e * 1000 for s in ok if s.e2e is not None]
+        lag = [s.lag * 1000 for s in r.samples]
+        row = (f"{r.name:<10} {len(r.samples):>5} {r.errors():>4} {pct(ttft, 50):>9.2f} {pct(ttft, 99):>9.2f} "
+               f"{pct(e2e, 50):>9.2f} {pct(e2e, 99):>9.2f}")
+        if r.name != "sim":
+            row += (f" {pct(ttft, 50) - pct(ref_ttft, 50) * 1000:>10.2f}"
+                    f" {pct(ttft, 99) - pct(ref_ttft, 99) * 1000:>10.2f}"
+                    f" {pct(e2e, 50) - pct(ref_e2e, 50) * 1000:>9.2f}"
+                    f" {pct(e2e, 99) - pct(ref_e2e, 99) * 1000:>9.2f}")
+        else:
+            row += f" {'':>10} {'':>10} {'':>9} {'':>9}"
+        row += f" {pct(lag, 99):>8.2f}"
+        lines.append(row)
+    lines.append("")
+    lines.append("ms; '+' columns: the target's percentile minus the sim's (a); lag: client send delay vs schedule")
+    errors = {e for r in results for s in r.samples if (e := s.error)}
+    if errors:
+        lines.append(f"errors seen: {sorted(errors)[:5]}")
+    return "\n".join(lines)
+
+
+async def main(args: argparse.Namespace) -> None:
+    warmup = min(1.0, args.duration / 5)
+    times = schedule(args.rate, args.duration + warmup, args.seed)
+    texts = prompts(len(times), args.seed)
+    keep = {i for i, t in enumerate(times) if t >= warmup}
+    results: list[Result] = []
+    targets = args.targets.split(",")
+
+    # The reference is always measured: the other targets are reported relative to it.
+    opts = SimOptions(ttft_ms=args.ttft_ms, tpot_ms=args.tpot_ms, batch_capacity=1024)
+    results.append(measured(await run_sim(opts, times, texts, args.tokens), keep))
+    with tempfile.TemporaryDirectory(prefix="lockgate-bench-") as tmp:
+        tmpdir = Path(args.logdir) if args.logdir else Path(tmp)
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        prefix = f"lgbench{uuid.uuid4().hex[:8]}"
+        procs = Procs(tmpdir)
+        try:
+            if "embedded" in targets:
+                cfg = tmpdir / "embedded.toml"
+                write_config(cfg, args, prefix, args.redis, "embedded")
+                port = free_port()
+                procs.start("serve", "--config", str(cfg), "--port", str(port))
+                await wait_ready(port)
+                await warm(port, args.tokens)
+                results.append(measured(await run_http("embedded", port, times, texts, args.tokens), keep))
+                procs.stop()
+            if "redis" in targets:
+                cfg = tmpdir / "redis.toml"
+                write_config(cfg, args, prefix, args.redis, "redis")
+                port = free_port()
+                procs.start("worker", "--config", str(cfg))
+                procs.start("gateway", "--config", str(cfg), "--port", str(port))
+                await wait_ready(port)
+                await warm(port, args.tokens)
+                results.append(measured(await run_http("redis", port, times, texts, args.tokens), keep))
+                procs.stop()
+        finally:
+            procs.stop()
+            client = redis.Redis.from_url(args.redis)
+            leftovers = list(client.scan_iter(match=f"{prefix}:*"))
+            if leftovers:
+                client.delete(*leftovers)
+            client.close()
+    print(report(results, args, warmup, times))
+
+
+def measured(result: Result, keep: set[int]) -> Result:
+    return Result(result.name, [s for s in result.samples if s.index in keep])
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=200.0, help="requests per second (Poisson)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of measured load")
+    parser.add_argument("--tokens", type=int, default=16)
+    parser.add_argument("--ttft-ms", type=float, default=20.0)
+    parser.add_argument("--tpot-ms", type=float, default=10.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--redis", default=os.environ.get("LOCKGATE_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--logdir", help="keep configs and process logs here (default: a temporary directory)")
+    parser.add_argument("--targets", default="sim,embedded,redis", help="comma-separated: sim,embedded,redis")
+    uvloop.run(main(parser.parse_args()))
