@@ -121,11 +121,11 @@ class Deployment:
 
     # -- processes -----------------------------------------------------------------------------------------
     def worker(self, config: Path, *, wait: bool = True) -> Proc:
-        before = self.live_workers()
+        before = self.worker_ids()
         proc = Proc(["worker", "--config", str(config)], self.tmp / f"worker-{len(self.procs)}.log")
         self.procs.append(proc)
         if wait:
-            wait_until(lambda: self.live_workers() > before or not proc.alive, 20, "a worker to report")
+            wait_until(lambda: self.worker_ids() - before or not proc.alive, 20, "a worker to report")
             assert proc.alive, proc.output()
         return proc
 
@@ -163,6 +163,12 @@ class Deployment:
             return int(self.r.hlen(f"{self.prefix}:{{sim}}:workers"))
         except redis.RedisError:
             return 0
+
+    def worker_ids(self) -> set[bytes]:
+        try:
+            return set(self.r.hkeys(f"{self.prefix}:{{sim}}:workers"))
+        except redis.RedisError:
+            return set()
 
     def pending(self, band: int = 0) -> list[dict[str, Any]]:
         try:
