@@ -57,6 +57,7 @@ class Sample:
 class Result:
     name: str
     samples: list[Sample] = field(default_factory=list)
+    cpu_ms_per_request: dict[str, float] = field(default_factory=dict)
 
     def ok(self) -> list[Sample]:
         return [s for s in self.samples if s.error is None and s.ttft is not None and s.e2e is not None]
@@ -157,8 +158,10 @@ async def http_request(port: int, prompt: str, tokens: int, sample: Sample, t_se
         writer.close()
 
 
-async def run_http(name: str, port: int, times: list[float], texts: list[str], tokens: int) -> Result:
+async def run_http(name: str, port: int, times: list[float], texts: list[str], tokens: int,
+                   procs: Procs) -> Result:
     result = Result(name)
+    cpu_before = procs.cpu_s()
 
     async def one(i: int, t_sched: float, prompt: str) -> None:
         await asyncio.sleep(max(0.0, t_sched - (time.perf_counter() - t0)))
@@ -169,6 +172,9 @@ async def run_http(name: str, port: int, times: list[float], texts: list[str], t
 
     t0 = time.perf_counter()
     await asyncio.gather(*(one(i, t, p) for i, (t, p) in enumerate(zip(times, texts, strict=True))))
+    cpu_after = procs.cpu_s()
+    result.cpu_ms_per_request = {k.split("-")[0]: (v - cpu_before.get(k, 0.0)) * 1000 / len(times)
+                                 for k, v in cpu_after.items()}
     return result
 
 
@@ -210,6 +216,18 @@ class Procs:
         env = {k: v for k, v in os.environ.items() if k != "LOCKGATE_REDIS_URL"}
         self.procs.append(subprocess.Popen([sys.executable, "-m", "gateway.cli", *args], stdout=log,
                                            stderr=subprocess.STDOUT, cwd=ROOT, env=env))
+
+    def cpu_s(self) -> dict[str, float]:
+        """CPU seconds (user + system) used so far by each live process, from /proc."""
+        out = {}
+        tick = os.sysconf("SC_CLK_TCK")
+        for p in self.procs:
+            try:
+                fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[f"{p.args[3]}-{p.pid}"] = (int(fields[11]) + int(fields[12])) / tick
+        return out
 
     def stop(self) -> None:
         for p in self.procs:
@@ -278,6 +296,10 @@ def report(results: list[Result], args: argparse.Namespace, warmup: float, times
         lines.append(row)
     lines.append("")
     lines.append("ms; '+' columns: the target's percentile minus the sim's (a); lag: client send delay vs schedule")
+    for r in results:
+        if r.cpu_ms_per_request:
+            cpu = ", ".join(f"{k} {v:.2f}" for k, v in r.cpu_ms_per_request.items())
+            lines.append(f"CPU per request, {r.name}: {cpu} (ms, whole run incl. warm-up)")
     errors = {e for r in results for s in r.samples if (e := s.error)}
     if errors:
         lines.append(f"errors seen: {sorted(errors)[:5]}")
@@ -308,7 +330,7 @@ async def main(args: argparse.Namespace) -> None:
                 procs.start("serve", "--config", str(cfg), "--port", str(port))
                 await wait_ready(port)
                 await warm(port, args.tokens)
-                results.append(measured(await run_http("embedded", port, times, texts, args.tokens), keep))
+                results.append(measured(await run_http("embedded", port, times, texts, args.tokens, procs), keep))
                 procs.stop()
             if "redis" in targets:
                 cfg = tmpdir / "redis.toml"
@@ -318,7 +340,7 @@ async def main(args: argparse.Namespace) -> None:
                 procs.start("gateway", "--config", str(cfg), "--port", str(port))
                 await wait_ready(port)
                 await warm(port, args.tokens)
-                results.append(measured(await run_http("redis", port, times, texts, args.tokens), keep))
+                results.append(measured(await run_http("redis", port, times, texts, args.tokens, procs), keep))
                 procs.stop()
         finally:
             procs.stop()
@@ -331,7 +353,7 @@ async def main(args: argparse.Namespace) -> None:
 
 
 def measured(result: Result, keep: set[int]) -> Result:
-    return Result(result.name, [s for s in result.samples if s.index in keep])
+    return Result(result.name, [s for s in result.samples if s.index in keep], result.cpu_ms_per_request)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""A worker's writer of one job's events into the owning gateway's inbox, coalescing deltas.
+"""One job's events on their way to the owning gateway's inbox, coalescing deltas.
 
 ``Started``, the first token and the terminal event go out at once (they are on the client's critical path);
 later deltas that arrive within ``window_s`` of each other, or while a write is in flight, share one XADD.
-The terminal event returns only once it is written: the job is acknowledged after that, never before.
+The terminal event returns only once it is written, and its write carries the job's acknowledgement
+(XACK + XDEL after the XADD, in one round trip): a job is never acknowledged before its terminal event.
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from backends.events import TERMINAL, Delta, Event, Started
-from dispatch.redis.keys import Keys
 from dispatch.redis.wire import encode_events
+from dispatch.redis.writer import Fields, InboxWriter
 
 
 class StopJob(BaseException):
@@ -28,7 +28,7 @@ class GatewayGone(StopJob):
 
 
 class JobCancelled(StopJob):
-    """The gateway cancelled the job (its client went away)."""
+    """The gateway cancelled the job before it started (its client went away)."""
 
 
 class InboxUnreachable(StopJob):
@@ -36,18 +36,19 @@ class InboxUnreachable(StopJob):
 
 
 class Outbox:
-    def __init__(self, script: AsyncScript, *, inbox: str, job_id: str, worker_id: str,
-                 window_s: float, marker_ttl_s: int) -> None:
-        self._script = script
-        self._keys = [inbox, Keys.cancel_flag(inbox, job_id), Keys.streamed(inbox, job_id)]
+    def __init__(self, writer: InboxWriter, *, inbox: str, job_id: str, worker_id: str, window_s: float,
+                 ack: tuple[str, str]) -> None:
+        self._writer = writer
+        self._inbox = inbox
         self._job_id = job_id
         self._worker = worker_id
         self._window = window_s
-        self._ttl = marker_ttl_s
+        self._ack = ack
         self._buf: list[Event] = []
         self._task: asyncio.Task[None] | None = None
         self._error: StopJob | None = None
         self.token_sent = False
+        self.acked = False
         self.writes = 0
 
     async def emit(self, event: Event) -> None:
@@ -87,18 +88,18 @@ class Outbox:
     async def _write_pending(self) -> None:
         batch, self._buf = self._buf, []
         first_token = not self.token_sent and any(isinstance(e, Delta) and e.tokens > 0 for e in batch)
+        ack = self._ack if isinstance(batch[-1], TERMINAL) else None
+        fields: Fields = {"j": self._job_id, "w": self._worker, "e": encode_events(batch)}
         try:
-            result = await self._script(keys=self._keys, args=[
-                self._job_id, self._worker, encode_events(batch), 1 if first_token else 0, self._ttl])
+            written = await self._writer.write(self._inbox, self._job_id, fields, marker=first_token, ack=ack)
         except (RedisError, OSError) as exc:
             raise InboxUnreachable(str(exc)) from exc
         self.writes += 1
-        if result == 0:
-            raise GatewayGone()
-        if result == 2:
-            raise JobCancelled()
+        self.acked = ack is not None
         if first_token:
             self.token_sent = True
+        if not written:
+            raise GatewayGone()
 
     async def close(self) -> None:
         self.abort()

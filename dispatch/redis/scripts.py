@@ -43,18 +43,6 @@ end
 return out
 """
 
-# KEYS: 1 inbox, 2 cancel flag, 3 streamed marker. ARGV: 1 job id, 2 worker id, 3 events, 4 first token (0/1),
-# 5 marker ttl (s). Returns 1 written, 0 the gateway is gone (no inbox), 2 the job was cancelled.
-# The streamed marker is set in the same step as the first token's XADD: a reclaimed job with the marker has
-# tokens at its client and must not be re-run.
-EMIT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 2 end
-if ARGV[4] == '1' then redis.call('SET', KEYS[3], '1', 'EX', ARGV[5]) end
-redis.call('XADD', KEYS[1], '*', 'j', ARGV[1], 'w', ARGV[2], 'e', ARGV[3])
-return 1
-"""
-
 # KEYS: 1 job stream. ARGV: 1 group, 2 consumer, 3.. entry ids the worker runs. Resets their idle time (the
 # heartbeat) only where this worker still owns them; returns the ids another worker claimed meanwhile. An id
 # no longer pending at all was just acknowledged: neither refreshed nor reported.
@@ -92,6 +80,5 @@ class Scripts:
     def __init__(self, redis: Redis) -> None:
         self.submit: AsyncScript = redis.register_script(SUBMIT)
         self.take: AsyncScript = redis.register_script(TAKE)
-        self.emit: AsyncScript = redis.register_script(EMIT)
         self.heartbeat: AsyncScript = redis.register_script(HEARTBEAT)
         self.reclaim: AsyncScript = redis.register_script(RECLAIM)

@@ -34,6 +34,7 @@ from dispatch.redis.outbox import GatewayGone, InboxUnreachable, JobCancelled, O
 from dispatch.redis.scripts import Scripts
 from dispatch.redis.ticket import lost_after_tokens
 from dispatch.redis.wire import WorkerReport, decode_report, encode_report
+from dispatch.redis.writer import InboxWriter
 from gateway.config.schema import DispatchConfig
 from observability.telemetry import Telemetry
 
@@ -86,6 +87,7 @@ class RedisWorker:
         self.redis = redis or connect(url)
         self.keys = Keys(config.key_prefix, config.priority_bands)
         self.scripts = Scripts(self.redis)
+        self.writer = InboxWriter(self.redis, marker_ttl_s=int(config.job_key_ttl_s))
         self.telemetry = telemetry
         self._lanes = {name: _Lane(b, (concurrency or {}).get(name) or b.max_concurrency,
                                    self.keys.job_streams(name)) for name, b in backends.items()}
@@ -106,6 +108,7 @@ class RedisWorker:
                 await self._ensure_groups(lane)
             except (RedisError, OSError) as exc:
                 log.warning("worker %s: Redis not reachable yet (%s)", self.worker_id, exc)
+        self.writer.start()
         self._tasks = [asyncio.create_task(self._take_loop(name, lane), name=f"lockgate-take-{name}")
                        for name, lane in self._lanes.items()]
         self._tasks.append(asyncio.create_task(self._maintain_loop(), name="lockgate-maintain"))
@@ -129,6 +132,7 @@ class RedisWorker:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.writer.close()
         with contextlib.suppress(RedisError, OSError):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for name in self._lanes:
@@ -207,8 +211,8 @@ class RedisWorker:
             await self._guard(self._dead_letter(name, active, payload, deliveries, "undecodable"))
             await self._guard(self._ack(active))
             return
-        outbox = Outbox(self.scripts.emit, inbox=job.reply_to, job_id=job.id, worker_id=self.worker_id,
-                        window_s=self.config.coalesce_ms / 1000, marker_ttl_s=int(self.config.job_key_ttl_s))
+        outbox = Outbox(self.writer, inbox=job.reply_to, job_id=job.id, worker_id=self.worker_id,
+                        window_s=self.config.coalesce_ms / 1000, ack=(active.stream, active.entry_id))
         try:
             await self._serve(name, lane, active, job, payload, deliveries, outbox)
         except JobCancelled:
@@ -230,7 +234,8 @@ class RedisWorker:
         finally:
             active.settling = True
             await outbox.close()
-        await self._guard(self._ack(active))
+        if not outbox.acked:  # else the terminal event's write carried the acknowledgement
+            await self._guard(self._ack(active))
 
     async def _serve(self, name: str, lane: _Lane, active: _Active, job: Job, payload: bytes, deliveries: int,
                      outbox: Outbox) -> None:
@@ -273,7 +278,8 @@ class RedisWorker:
                 await outbox.flush()
                 await outbox.emit(Failed(type="server_error", code="worker_shutdown", status=503,
                                          message="The worker serving this stream shut down."))
-            await self._ack(active)
+            if not outbox.acked:
+                await self._ack(active)
             return
         # Idle set past the visibility timeout: the next reclaim by any live worker takes it.
         idle_ms = int(self.config.visibility_timeout_s * 1000) + 1
@@ -338,6 +344,17 @@ class RedisWorker:
         by_stream: dict[str, list[str]] = defaultdict(list)
         for active in lane.active.values():
             by_stream[active.stream].append(active.entry_id)
+        # Cancellation normally arrives by pub/sub at once; this catches any message lost while the
+        # subscriber reconnected, within one heartbeat.
+        jobs = [a.job for a in lane.active.values() if a.job is not None]
+        if jobs:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job in jobs:
+                    pipe.exists(Keys.cancel_flag(job.reply_to, job.id))
+                flags = await pipe.execute()
+            for job, flagged in zip(jobs, flags, strict=True):
+                if flagged:
+                    self.cancel(job.id)
         for stream, ids in by_stream.items():
             lost = await self.scripts.heartbeat(keys=[stream], args=[GROUP, self.worker_id, *ids])
             for entry_id in map(_str, lost):
