@@ -1,7 +1,7 @@
 """One job's events on their way to the owning gateway's inbox, coalescing deltas.
 
-``Started``, the first token and the terminal event go out at once (they are on the client's critical path);
-later deltas that arrive within ``window_s`` of each other, or while a write is in flight, share one XADD.
+The first token and the terminal event are urgent (the client waits for them); other events wait for the
+writer's next tick. Events produced while the job's previous batch is in flight share its next XADD.
 The terminal event returns only once it is written, and its write carries the job's acknowledgement
 (XACK + XDEL after the XADD, in one round trip): a job is never acknowledged before its terminal event.
 """
@@ -13,7 +13,7 @@ import contextlib
 
 from redis.exceptions import RedisError
 
-from backends.events import TERMINAL, Delta, Event, Started
+from backends.events import TERMINAL, Delta, Event
 from dispatch.redis.wire import encode_events
 from dispatch.redis.writer import Fields, InboxWriter
 
@@ -36,13 +36,12 @@ class InboxUnreachable(StopJob):
 
 
 class Outbox:
-    def __init__(self, writer: InboxWriter, *, inbox: str, job_id: str, worker_id: str, window_s: float,
+    def __init__(self, writer: InboxWriter, *, inbox: str, job_id: str, worker_id: str,
                  ack: tuple[str, str]) -> None:
         self._writer = writer
         self._inbox = inbox
         self._job_id = job_id
         self._worker = worker_id
-        self._window = window_s
         self._ack = ack
         self._buf: list[Event] = []
         self._task: asyncio.Task[None] | None = None
@@ -59,8 +58,7 @@ class Outbox:
             await self.flush()
             return
         if self._task is None:
-            urgent = isinstance(event, Started) or (isinstance(event, Delta) and not self.token_sent)
-            self._task = asyncio.create_task(self._drain(0.0 if urgent else self._window))
+            self._task = asyncio.create_task(self._drain())
 
     async def flush(self) -> None:
         if self._task is not None:
@@ -74,10 +72,8 @@ class Outbox:
         if self._task is not None:
             self._task.cancel()
 
-    async def _drain(self, delay: float) -> None:
+    async def _drain(self) -> None:
         try:
-            if delay:
-                await asyncio.sleep(delay)
             while self._buf:
                 await self._write_pending()
         except StopJob as exc:
@@ -89,9 +85,11 @@ class Outbox:
         batch, self._buf = self._buf, []
         first_token = not self.token_sent and any(isinstance(e, Delta) and e.tokens > 0 for e in batch)
         ack = self._ack if isinstance(batch[-1], TERMINAL) else None
+        urgent = first_token or ack is not None
         fields: Fields = {"j": self._job_id, "w": self._worker, "e": encode_events(batch)}
         try:
-            written = await self._writer.write(self._inbox, self._job_id, fields, marker=first_token, ack=ack)
+            written = await self._writer.write(self._inbox, self._job_id, fields, urgent=urgent,
+                                               marker=first_token, ack=ack)
         except (RedisError, OSError) as exc:
             raise InboxUnreachable(str(exc)) from exc
         self.writes += 1

@@ -87,7 +87,8 @@ class RedisWorker:
         self.redis = redis or connect(url)
         self.keys = Keys(config.key_prefix, config.priority_bands)
         self.scripts = Scripts(self.redis)
-        self.writer = InboxWriter(self.redis, marker_ttl_s=int(config.job_key_ttl_s))
+        self.writer = InboxWriter(self.redis, marker_ttl_s=int(config.job_key_ttl_s),
+                                  window_s=config.coalesce_ms / 1000)
         self.telemetry = telemetry
         self._lanes = {name: _Lane(b, (concurrency or {}).get(name) or b.max_concurrency,
                                    self.keys.job_streams(name)) for name, b in backends.items()}
@@ -212,7 +213,7 @@ class RedisWorker:
             await self._guard(self._ack(active))
             return
         outbox = Outbox(self.writer, inbox=job.reply_to, job_id=job.id, worker_id=self.worker_id,
-                        window_s=self.config.coalesce_ms / 1000, ack=(active.stream, active.entry_id))
+                        ack=(active.stream, active.entry_id))
         try:
             await self._serve(name, lane, active, job, payload, deliveries, outbox)
         except JobCancelled:
