@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
 from backends.events import TERMINAL, Delta, Event
 from dispatch.redis.wire import encode_events
-from dispatch.redis.writer import Fields, InboxWriter
+from dispatch.redis.writer import CANCELLED, GONE, Fields, InboxWriter
 
 
 class StopJob(BaseException):
@@ -28,7 +29,7 @@ class GatewayGone(StopJob):
 
 
 class JobCancelled(StopJob):
-    """The gateway cancelled the job before it started (its client went away)."""
+    """The gateway cancelled the job (its client went away)."""
 
 
 class InboxUnreachable(StopJob):
@@ -37,8 +38,11 @@ class InboxUnreachable(StopJob):
 
 class Outbox:
     def __init__(self, writer: InboxWriter, *, inbox: str, job_id: str, worker_id: str,
-                 ack: tuple[str, str]) -> None:
+                 ack: tuple[str, str], on_stop: Callable[[StopJob], None] | None = None) -> None:
+        """``on_stop``: called when a background write finds the job must stop (the engine may be busy with no
+        event to emit for a while: it is aborted now rather than at its next event)."""
         self._writer = writer
+        self._on_stop = on_stop
         self._inbox = inbox
         self._job_id = job_id
         self._worker = worker_id
@@ -78,6 +82,8 @@ class Outbox:
                 await self._write_pending()
         except StopJob as exc:
             self._error = exc
+            if self._on_stop is not None:
+                self._on_stop(exc)
         finally:
             self._task = None
 
@@ -96,8 +102,10 @@ class Outbox:
         self.acked = ack is not None
         if first_token:
             self.token_sent = True
-        if not written:
+        if written == GONE:
             raise GatewayGone()
+        if written == CANCELLED:
+            raise JobCancelled()
 
     async def close(self) -> None:
         self.abort()

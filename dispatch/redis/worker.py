@@ -213,7 +213,7 @@ class RedisWorker:
             await self._guard(self._ack(active))
             return
         outbox = Outbox(self.writer, inbox=job.reply_to, job_id=job.id, worker_id=self.worker_id,
-                        ack=(active.stream, active.entry_id))
+                        ack=(active.stream, active.entry_id), on_stop=lambda exc: self._stop(active, exc))
         try:
             await self._serve(name, lane, active, job, payload, deliveries, outbox)
         except JobCancelled:
@@ -227,6 +227,9 @@ class RedisWorker:
         except asyncio.CancelledError:
             if active.stop_reason == "cancel":
                 self._cancelled.add(1, {"lockgate.backend": name})
+            elif active.stop_reason == "unreachable":
+                log.warning("job %s: Redis failed while reporting; left for redelivery", job.id)
+                return
             elif active.stop_reason == "shutdown":
                 await self._guard(self._hand_back(active, outbox))
                 raise
@@ -253,9 +256,15 @@ class RedisWorker:
             # Tokens already reached the gateway from the worker that died: never replay them.
             await self._verdict(outbox, lane, lost_after_tokens())
             return
-        if await self.redis.exists(Keys.cancel_flag(job.reply_to, job.id)):
-            raise JobCancelled()
+        # A job cancelled while it waited stops at its first write (Started), before the engine does much.
         await run_job(lane.backend, job, outbox.emit, self.telemetry, self.worker_id)
+
+    def _stop(self, active: _Active, exc: StopJob) -> None:
+        if active.task is None or active.task.done() or active.settling or active.stop_reason:
+            return
+        # Cancelled or orphaned: acknowledged once aborted. Unreachable: left pending for redelivery.
+        active.stop_reason = "unreachable" if isinstance(exc, InboxUnreachable) else "cancel"
+        active.task.cancel()
 
     async def _verdict(self, outbox: Outbox, lane: _Lane, failure: Failed) -> None:
         # Started first: the gateway accepts events only from the worker that announced itself last.

@@ -18,6 +18,7 @@ from redis.typing import EncodableT, FieldT
 from dispatch.redis.keys import GROUP, Keys
 
 Fields = dict[FieldT, EncodableT]
+WRITTEN, GONE, CANCELLED = 1, 0, 2
 
 
 class Write:
@@ -27,7 +28,7 @@ class Write:
     __slots__ = ("ack", "done", "fields", "inbox", "job_id", "marker")
 
     def __init__(self, inbox: str, job_id: str, fields: Fields, marker: bool,
-                 ack: tuple[str, str] | None, done: asyncio.Future[bool]) -> None:
+                 ack: tuple[str, str] | None, done: asyncio.Future[int]) -> None:
         self.inbox = inbox
         self.job_id = job_id
         self.fields = fields
@@ -57,10 +58,11 @@ class InboxWriter:
                 await self._task
 
     async def write(self, inbox: str, job_id: str, fields: Fields, *, urgent: bool, marker: bool = False,
-                    ack: tuple[str, str] | None = None) -> bool:
-        """Append to ``inbox``; False if it does not exist (its gateway is gone). Raises RedisError."""
+                    ack: tuple[str, str] | None = None) -> int:
+        """Append to ``inbox``: WRITTEN, GONE (no inbox: its gateway is gone) or CANCELLED (written, but the job
+        is flagged cancelled). Raises RedisError."""
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[bool] = loop.create_future()
+        done: asyncio.Future[int] = loop.create_future()
         self._queue.append(Write(inbox, job_id, fields, marker, ack, done))
         if urgent or not self._window:
             self._wake.set()
@@ -91,10 +93,12 @@ class InboxWriter:
                         # (the job counts as streamed: failed on reclaim rather than replayed).
                         pipe.set(Keys.streamed(w.inbox, w.job_id), b"1", ex=self._ttl)
                         n += 1
+                    # Rides along for free: a job cancelled before or while running stops at its next write.
+                    pipe.exists(Keys.cancel_flag(w.inbox, w.job_id))
                     # NOMKSTREAM: never recreate a vanished inbox (it would have no TTL and no reader).
                     pipe.xadd(w.inbox, w.fields, nomkstream=True)
                     slots.append(n)
-                    n += 1
+                    n += 2
                     if w.ack is not None:
                         stream, entry_id = w.ack
                         pipe.xack(stream, GROUP, entry_id)
@@ -110,8 +114,10 @@ class InboxWriter:
         for w, slot in zip(batch, slots, strict=True):
             if w.done.done():
                 continue
-            result = results[slot]
-            if isinstance(result, Exception):
-                w.done.set_exception(result)
+            cancelled, added = results[slot], results[slot + 1]
+            if isinstance(added, Exception):
+                w.done.set_exception(added)
+            elif added is None:
+                w.done.set_result(GONE)
             else:
-                w.done.set_result(result is not None)
+                w.done.set_result(CANCELLED if cancelled == 1 else WRITTEN)
