@@ -1,0 +1,89 @@
+"""The Lua scripts against a real Redis (DB 9, a key prefix of their own)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from dispatch.redis.keys import GROUP, Keys
+from dispatch.redis.scripts import Scripts
+
+URL = "redis://127.0.0.1:6379/9"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[tuple[Redis, Scripts, Keys]]:
+    redis = Redis.from_url(URL)
+    keys = Keys(f"lgu{uuid.uuid4().hex[:8]}", 2)
+    for stream in keys.job_streams("b"):
+        await redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    yield redis, Scripts(redis), keys
+    found = [k async for k in redis.scan_iter(match=f"{keys.prefix}:*")]
+    if found:
+        await redis.delete(*found)
+    await redis.aclose()
+
+
+async def submit(scripts: Scripts, keys: Keys, band: int, payload: bytes, depth: int = 3) -> list[object]:
+    streams = keys.job_streams("b")
+    result: list[object] = await scripts.submit(
+        keys=streams, args=[streams.index(keys.jobs("b", band)) + 1, depth, payload, 60, GROUP])
+    return result
+
+
+@pytest.mark.anyio
+async def test_submit_refuses_at_depth_counting_only_undelivered_jobs(env: tuple[Redis, Scripts, Keys]) -> None:
+    redis, scripts, keys = env
+    for i in range(3):
+        assert (await submit(scripts, keys, i % 2, b"j%d" % i))[0] == 1
+    assert await submit(scripts, keys, 0, b"over") == [0, 3]
+    # One taken by a worker (pending, not waiting): room for one more.
+    await scripts.take(keys=keys.job_streams("b"), args=[GROUP, "w1", 1])
+    assert (await submit(scripts, keys, 0, b"fits"))[0] == 1
+    assert [await redis.ttl(s) > 0 for s in keys.job_streams("b")] == [True, True]
+
+
+@pytest.mark.anyio
+async def test_take_serves_the_higher_band_first(env: tuple[Redis, Scripts, Keys]) -> None:
+    _, scripts, keys = env
+    await submit(scripts, keys, 0, b"low")
+    await submit(scripts, keys, 1, b"high")
+    rows = await scripts.take(keys=keys.job_streams("b"), args=[GROUP, "w1", 1])
+    assert [r[2][1] for r in rows] == [b"high"]
+    rows = await scripts.take(keys=keys.job_streams("b"), args=[GROUP, "w1", 5])
+    assert [r[2][1] for r in rows] == [b"low"]
+
+
+@pytest.mark.anyio
+async def test_heartbeat_reports_jobs_claimed_elsewhere_and_skips_acked(env: tuple[Redis, Scripts, Keys]) -> None:
+    redis, scripts, keys = env
+    stream = keys.jobs("b", 0)
+    for payload in (b"a", b"b", b"c"):
+        await submit(scripts, keys, 0, payload)
+    rows = await scripts.take(keys=[stream], args=[GROUP, "w1", 3])
+    ids = [r[1] for r in rows]
+    await redis.xclaim(stream, GROUP, "w2", 0, [ids[1]])  # stolen
+    await redis.xack(stream, GROUP, ids[2])  # finished
+    lost = await scripts.heartbeat(keys=[stream], args=[GROUP, "w1", *ids])
+    assert lost == [ids[1]]
+
+
+@pytest.mark.anyio
+async def test_reclaim_takes_idle_jobs_with_their_delivery_count(env: tuple[Redis, Scripts, Keys]) -> None:
+    redis, scripts, keys = env
+    stream = keys.jobs("b", 0)
+    await submit(scripts, keys, 0, b"a")
+    await scripts.take(keys=[stream], args=[GROUP, "dead-worker", 1])
+    assert await scripts.reclaim(keys=[stream], args=[GROUP, "w2", 60_000, 10]) == []  # not idle long enough
+    rows = await scripts.reclaim(keys=[stream], args=[GROUP, "w2", 0, 10])
+    assert [(r[2], r[1][1]) for r in rows] == [(2, b"a")]
+    pending = await redis.xpending_range(stream, GROUP, "-", "+", 10)
+    assert pending[0]["consumer"] == b"w2"
