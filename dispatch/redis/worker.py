@@ -36,6 +36,7 @@ from dispatch.redis.ticket import lost_after_tokens
 from dispatch.redis.wire import WorkerReport, decode_report, encode_report
 from dispatch.redis.writer import InboxWriter
 from gateway.config.schema import DispatchConfig
+from observability.propagation import context_from_traceparent
 from observability.telemetry import Telemetry
 
 log = logging.getLogger("lockgate.worker")
@@ -245,19 +246,33 @@ class RedisWorker:
                      outbox: Outbox) -> None:
         if deliveries > 1:
             self._reclaimed.add(1, {"lockgate.backend": name})
+            # In the request's trace: this job was taken over from a silent worker, and what became of it.
+            with self.telemetry.tracer.start_as_current_span(
+                    f"reclaim {name}", context=context_from_traceparent(job.traceparent),
+                    attributes={"lockgate.backend": name, "lockgate.deliveries": deliveries,
+                                "messaging.destination.name": name}) as span:
+                verdict = await self._reclaim_verdict(name, lane, active, job, payload, deliveries, outbox)
+                span.set_attribute("lockgate.reclaim.outcome", verdict)
+            if verdict != "rerun":
+                return
+        # A job cancelled while it waited stops at its first write (Started), before the engine does much.
+        await run_job(lane.backend, job, outbox.emit, self.telemetry, self.worker_id)
+
+    async def _reclaim_verdict(self, name: str, lane: _Lane, active: _Active, job: Job, payload: bytes,
+                               deliveries: int, outbox: Outbox) -> str:
+        """Decide what a redelivered job gets: dead-lettered, failed (tokens already out), or run again."""
         if deliveries > self.config.max_deliveries:
             log.warning("job %s delivered %d times; dead-lettering it", job.id, deliveries)
             await self._dead_letter(name, active, payload, deliveries, "max_deliveries")
             await self._verdict(outbox, lane, Failed(
                 type="server_error", code="dead_lettered", status=500,
                 message=f"The job failed on {deliveries - 1} workers in a row and was set aside."))
-            return
-        if deliveries > 1 and await self.redis.exists(Keys.streamed(job.reply_to, job.id)):
+            return "dead_lettered"
+        if await self.redis.exists(Keys.streamed(job.reply_to, job.id)):
             # Tokens already reached the gateway from the worker that died: never replay them.
             await self._verdict(outbox, lane, lost_after_tokens())
-            return
-        # A job cancelled while it waited stops at its first write (Started), before the engine does much.
-        await run_job(lane.backend, job, outbox.emit, self.telemetry, self.worker_id)
+            return "failed_after_tokens"
+        return "rerun"
 
     def _stop(self, active: _Active, exc: StopJob) -> None:
         if active.task is None or active.task.done() or active.settling or active.stop_reason:

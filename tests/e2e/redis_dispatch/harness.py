@@ -102,12 +102,12 @@ class Deployment:
                concurrency: int | None = None, grace_s: float = 5.0) -> Path:
         sim_opts = {"ttft_ms": 10, "tpot_ms": 5, **(sim or {})}
         disp = {"kind": "redis", "redis_url": self.redis_url, "key_prefix": self.prefix,
-                "visibility_timeout_s": 1.0, "heartbeat_interval_s": 0.2, "block_ms": 500, **(dispatch or {})}
+                "visibility_timeout_s": 1.5, "heartbeat_interval_s": 0.2, "block_ms": 500, **(dispatch or {})}
         lim = {"max_attempts": 2, **(limits or {})}
         lines = [
             "[server]", f"shutdown_grace_s = {grace_s}",
             "[auth]", "enabled = false",
-            "[routing]", "health_interval_s = 0.2",
+            "[routing]", "health_interval_s = 0.5",
             "[limits]", *(f"{k} = {_toml_value(v)}" for k, v in lim.items()),
             "[dispatch]", *(f"{k} = {_toml_value(v)}" for k, v in disp.items()),
             "[models.m]", 'backends = [{ backend = "sim" }]',
