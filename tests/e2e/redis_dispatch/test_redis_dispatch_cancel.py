@@ -11,7 +11,7 @@ from .harness import Deployment, body, content_of, sse_events, wait_until
 
 def test_client_disconnect_stops_the_worker_within_a_second_and_acks(deployment: Deployment) -> None:
     cfg = deployment.config(sim={"ttft_ms": 10, "tpot_ms": 100})
-    deployment.worker(cfg)
+    worker = deployment.worker(cfg)
     gw = deployment.gateway(cfg)
     inbox = None
     with httpx.stream("POST", f"{gw.url}/v1/chat/completions", json=body("walk away", max_tokens=200),
@@ -22,7 +22,8 @@ def test_client_disconnect_stops_the_worker_within_a_second_and_acks(deployment:
                 seen += 1
                 if seen == 3:
                     break
-        assert deployment.pending(), "the job should be running"
+        running = deployment.pending()
+        assert running, f"the job should be running: keys {deployment.redis_keys()}\n{worker.output()}"
     hung_up = time.monotonic()  # leaving the block closed the connection
     wait_until(lambda: not deployment.pending(), 3, "the job to be acknowledged")
     assert time.monotonic() - hung_up < 1.5
