@@ -39,7 +39,8 @@ from backends.sim.engine import SimBackend
 from backends.sim.options import SimOptions
 
 ROOT = Path(__file__).resolve().parents[1]
-TOKEN_MARK = b'"delta":{"content":'
+TOKEN_MARK = b'"content":"'
+EMPTY_MARK = b'"content":""'
 
 
 @dataclass
@@ -133,23 +134,25 @@ async def http_request(port: int, prompt: str, tokens: int, sample: Sample, t_se
         if b" 200 " not in status:
             sample.error = status.decode().strip() or "no status"
             return
-        seen, tail, done = 0, b"", False
+        seen, pending, done = 0, b"", False
         while not done:
             data = await reader.read(65536)
             if not data:
                 break
             now = time.perf_counter()
-            window = tail + data
-            count = window.count(TOKEN_MARK) - tail.count(TOKEN_MARK)
-            if count:
-                seen += count
-                if sample.ttft is None:
-                    sample.ttft = now - t_send
-                sample.e2e = now - t_send
-            if b'"error"' in data:
-                sample.error = "error event"
-            done = b"data: [DONE]" in window
-            tail = window[-64:]
+            *lines, pending = (pending + data).split(b"\n")
+            for line in lines:
+                if not line.startswith(b"data: "):
+                    continue  # chunked-encoding sizes, blank lines
+                if line.startswith(b"data: [DONE]"):
+                    done = True
+                elif line.startswith(b'data: {"error"'):
+                    sample.error = "error event"
+                elif TOKEN_MARK in line and EMPTY_MARK not in line:
+                    seen += 1
+                    if sample.ttft is None:
+                        sample.ttft = now - t_send
+                    sample.e2e = now - t_send
         if seen != tokens and sample.error is None:
             sample.error = f"{seen} token chunks, expected {tokens}"
     except OSError as exc:

@@ -52,7 +52,8 @@ class Runtime:
             url = redis_url(config.dispatch, environ)
             self.dispatcher = RedisDispatcher(
                 config.dispatch, url=url, backends=list(self.backends), telemetry=self.telemetry,
-                max_queue_depth=config.limits.max_queue_depth, retry_after_s=config.limits.retry_after_s)
+                max_queue_depth=config.limits.max_queue_depth, retry_after_s=config.limits.retry_after_s,
+                max_buffered_events=config.server.max_buffered_events)
             if local_workers:
                 self.worker = RedisWorker(self.backends, config.dispatch, url=url, telemetry=self.telemetry,
                                           concurrency=concurrency)

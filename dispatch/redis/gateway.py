@@ -41,6 +41,7 @@ class RedisDispatcher:
         retry_after_s: float,
         gateway_id: str | None = None,
         redis: Redis | None = None,
+        max_buffered_events: int = 0,
     ) -> None:
         self.config = config
         self.gateway_id = gateway_id or uuid.uuid4().hex[:12]
@@ -54,6 +55,7 @@ class RedisDispatcher:
         self._max_depth = max_queue_depth
         self._retry_after = retry_after_s
         self._accepting = False
+        self._max_buffered = max_buffered_events
         self._refused = telemetry.meter.create_counter(
             "lockgate.dispatch.refused", unit="{job}", description="Jobs refused by the queue-depth check")
 
@@ -80,7 +82,7 @@ class RedisDispatcher:
         if not self.inbox.healthy:
             raise DispatchUnavailable("the job queue (Redis) is not reachable")
         job = msgspec.structs.replace(job, reply_to=self.inbox.key)
-        ticket = RedisTicket(job, self._cancel, self.inbox.unregister)
+        ticket = RedisTicket(job, self._cancel, self.inbox.unregister, self._max_buffered)
         streams = self.keys.job_streams(job.backend)
         target = streams.index(self.keys.jobs(job.backend, self.keys.band(job.priority))) + 1
         # Registered before the XADD: a fast worker's first event must find its ticket.

@@ -26,8 +26,12 @@ class RedisTicket:
     """
 
     def __init__(self, job: Job, on_cancel: Callable[[RedisTicket], Coroutine[Any, Any, None]],
-                 on_done: Callable[[RedisTicket], None]) -> None:
+                 on_done: Callable[[RedisTicket], None], max_buffered: int = 0) -> None:
+        """``max_buffered``: events held for a slow client (0 = unbounded). The worker cannot be held back
+        through Redis, so past it the request ends with one error and the job is cancelled: memory stays
+        bounded whatever the client does."""
         self.job = job
+        self._max_buffered = max_buffered
         self._on_cancel = on_cancel
         self._on_done = on_done
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -48,6 +52,11 @@ class RedisTicket:
                 self._signal = asyncio.get_running_loop().create_task(self._on_cancel(self))
                 return
             self.worker = worker
+        if self._max_buffered and self._queue.qsize() + len(events) > self._max_buffered:
+            self.fail(Failed(type="server_error", code="slow_consumer", status=503,
+                             message="The client read the stream too slowly; the request was stopped."))
+            self._signal = asyncio.get_running_loop().create_task(self._on_cancel(self))
+            return
         for event in events:
             if is_token(event):
                 self.tokens += 1

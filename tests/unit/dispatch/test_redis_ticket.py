@@ -17,7 +17,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def make_ticket() -> tuple[RedisTicket, list[str]]:
+def make_ticket(max_buffered: int = 0) -> tuple[RedisTicket, list[str]]:
     cancelled: list[str] = []
 
     async def on_cancel(t: RedisTicket) -> None:
@@ -25,7 +25,7 @@ def make_ticket() -> tuple[RedisTicket, list[str]]:
 
     job = Job(id="j1", model="m", backend="b",
               request=GenerationRequest(request_id="r", model="m", operation="chat", max_tokens=4))
-    return RedisTicket(job, on_cancel, lambda _: None), cancelled
+    return RedisTicket(job, on_cancel, lambda _: None, max_buffered), cancelled
 
 
 def started(worker: str) -> Started:
@@ -84,4 +84,19 @@ async def test_nothing_is_delivered_after_the_terminal_event_or_cancel() -> None
     await other.cancel()
     other.deliver("w1", [started("w1")])
     assert other._queue.empty()
+    assert cancelled == ["j1"]
+
+
+@pytest.mark.anyio
+async def test_a_client_too_slow_for_its_buffer_gets_one_error_and_the_job_is_cancelled() -> None:
+    ticket, cancelled = make_ticket(max_buffered=4)
+    ticket.deliver("w1", [started("w1"), Delta(text="a", tokens=1), Delta(text="b", tokens=1)])
+    ticket.deliver("w1", [Delta(text="c", tokens=1), Delta(text="d", tokens=1)])
+    ticket.deliver("w1", [Delta(text="late", tokens=1)])
+    events = await drain(ticket)
+    assert [type(e) for e in events] == [Started, Delta, Delta, Failed]
+    last = events[-1]
+    assert isinstance(last, Failed)
+    assert last.code == "slow_consumer"
+    await asyncio.sleep(0)
     assert cancelled == ["j1"]
