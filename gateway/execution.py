@@ -97,6 +97,10 @@ class Execution:
                 exclude.add(decision.backend)
         except BaseException:
             self._end()
+            if self._ticket is not None:
+                # Cancelled (the client went away before its first token) or failed: the attempt in flight must
+                # not keep running on a worker. A ticket that already ended ignores this.
+                await self._ticket.cancel()
             raise
         self._end()
         if failure is not None:

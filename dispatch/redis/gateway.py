@@ -56,6 +56,7 @@ class RedisDispatcher:
         self._retry_after = retry_after_s
         self._accepting = False
         self._max_buffered = max_buffered_events
+        self._signals: set[asyncio.Task[None]] = set()
         self._refused = telemetry.meter.create_counter(
             "lockgate.dispatch.refused", unit="{job}", description="Jobs refused by the queue-depth check")
 
@@ -71,6 +72,7 @@ class RedisDispatcher:
                 await asyncio.wait_for(self.inbox.drained.wait(), grace_s)
         for ticket in list(self.inbox.tickets.values()):
             await ticket.cancel()
+        await asyncio.gather(*self._signals, return_exceptions=True)
         await self.inbox.close()
         await self.redis.aclose()
 
@@ -82,7 +84,7 @@ class RedisDispatcher:
         if not self.inbox.healthy:
             raise DispatchUnavailable("the job queue (Redis) is not reachable")
         job = msgspec.structs.replace(job, reply_to=self.inbox.key)
-        ticket = RedisTicket(job, self._cancel, self.inbox.unregister, self._max_buffered)
+        ticket = RedisTicket(job, self._signal_cancel, self.inbox.unregister, self._max_buffered)
         streams = self.keys.job_streams(job.backend)
         target = streams.index(self.keys.jobs(job.backend, self.keys.band(job.priority))) + 1
         # Registered before the XADD: a fast worker's first event must find its ticket.
@@ -98,6 +100,12 @@ class RedisDispatcher:
             self._refused.add(1, {"lockgate.backend": job.backend})
             raise AdmissionRefused(job.backend, int(value), self._retry_after)
         return ticket
+
+    def _signal_cancel(self, ticket: RedisTicket) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(self._cancel(ticket))
+        self._signals.add(task)  # a strong reference until it is done
+        task.add_done_callback(self._signals.discard)
+        return task
 
     async def _cancel(self, ticket: RedisTicket) -> None:
         """Flag the job (a worker that has not started it skips it) and tell the backend's workers to abort."""

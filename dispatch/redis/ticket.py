@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Callable
 
 from backends.events import TERMINAL, Event, Failed, Started
 from backends.worker import is_token
@@ -25,8 +24,10 @@ class RedisTicket:
     is ever delivered twice. Late events of a worker that lost the job are dropped.
     """
 
-    def __init__(self, job: Job, on_cancel: Callable[[RedisTicket], Coroutine[Any, Any, None]],
+    def __init__(self, job: Job, on_cancel: Callable[[RedisTicket], asyncio.Task[None]],
                  on_done: Callable[[RedisTicket], None], max_buffered: int = 0) -> None:
+        """``on_cancel`` starts the cancellation signal to the workers as a task of its own: it must reach Redis
+        even when the request's task is itself being cancelled (a client that went away)."""
         """``max_buffered``: events held for a slow client (0 = unbounded). The worker cannot be held back
         through Redis, so past it the request ends with one error and the job is cancelled: memory stays
         bounded whatever the client does."""
@@ -38,7 +39,6 @@ class RedisTicket:
         self.worker: str | None = None
         self.tokens = 0
         self.done = False
-        self._signal: asyncio.Task[None] | None = None
 
     def deliver(self, worker: str, events: list[Event]) -> None:
         if self.done or not events:
@@ -49,13 +49,13 @@ class RedisTicket:
             if self.tokens:
                 self.fail(lost_after_tokens())
                 # The new run is pointless: tell its worker to stop.
-                self._signal = asyncio.get_running_loop().create_task(self._on_cancel(self))
+                self._on_cancel(self)
                 return
             self.worker = worker
         if self._max_buffered and self._queue.qsize() + len(events) > self._max_buffered:
             self.fail(Failed(type="server_error", code="slow_consumer", status=503,
                              message="The client read the stream too slowly; the request was stopped."))
-            self._signal = asyncio.get_running_loop().create_task(self._on_cancel(self))
+            self._on_cancel(self)
             return
         for event in events:
             if is_token(event):
@@ -86,4 +86,5 @@ class RedisTicket:
         if self.done:
             return
         self._finish()
-        await self._on_cancel(self)
+        # Shielded: if the caller is cancelled meanwhile, the signal still goes out.
+        await asyncio.shield(self._on_cancel(self))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import httpx
@@ -32,4 +33,18 @@ def test_client_disconnect_stops_the_worker_within_a_second_and_acks(deployment:
     time.sleep(0.5)
     assert deployment.r.xinfo_stream(inbox)["last-generated-id"] == last, "the worker kept sending"
     assert deployment.r.xlen(deployment.jobs_key()) == 0
+    assert [k for k in deployment.redis_keys() if ":cancel:" in k or ":streamed:" in k] == []
+
+
+def test_client_gone_before_first_token_cancels_the_job(deployment: Deployment) -> None:
+    cfg = deployment.config()
+    deployment.worker(cfg)
+    gw = deployment.gateway(cfg)
+    with contextlib.suppress(httpx.ReadTimeout), httpx.stream(
+            "POST", f"{gw.url}/v1/chat/completions", json=body("[[sim:hang]]", max_tokens=4),
+            timeout=httpx.Timeout(30, read=0.5)) as resp:
+        resp.read()
+    hung_up = time.monotonic()
+    wait_until(lambda: not deployment.pending(), 3, "the hung job to be cancelled and acknowledged")
+    assert time.monotonic() - hung_up < 1.5
     assert [k for k in deployment.redis_keys() if ":cancel:" in k or ":streamed:" in k] == []

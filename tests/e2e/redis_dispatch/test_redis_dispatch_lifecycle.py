@@ -29,7 +29,11 @@ def test_no_key_without_ttl_after_a_mixed_run(deployment: Deployment) -> None:
     # One crash, then dead-lettered by the other worker (max_deliveries = 1).
     crash = httpx.post(f"{gw.url}/v1/chat/completions", json=body("[[sim:crash]]", stream=False), timeout=30)
     assert crash.status_code == 500
-    wait_until(lambda: not deployment.pending(), 5, "no pending job")
+    try:
+        wait_until(lambda: not deployment.pending(), 5, "no pending job")
+    except TimeoutError:
+        logs = "\n".join(p.output() for p in deployment.procs)
+        raise AssertionError(f"still pending: {deployment.pending()}\n{logs}") from None
     keys = deployment.redis_keys()
     assert any(k.endswith(":inbox") for k in keys)
     assert any(k.endswith(":dead") for k in keys)

@@ -20,8 +20,11 @@ def anyio_backend() -> str:
 def make_ticket(max_buffered: int = 0) -> tuple[RedisTicket, list[str]]:
     cancelled: list[str] = []
 
-    async def on_cancel(t: RedisTicket) -> None:
+    async def signal(t: RedisTicket) -> None:
         cancelled.append(t.job.id)
+
+    def on_cancel(t: RedisTicket) -> asyncio.Task[None]:
+        return asyncio.get_running_loop().create_task(signal(t))
 
     job = Job(id="j1", model="m", backend="b",
               request=GenerationRequest(request_id="r", model="m", operation="chat", max_tokens=4))
