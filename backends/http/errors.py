@@ -24,6 +24,7 @@ _CONTEXT_PATTERNS = (
     re.compile(r"(?:max(?:imum)?[ _]seq(?:uence)?[ _]len(?:gth)?|max_num_tokens|max_input_len)\D{0,20}"
                r"(?P<limit>\d+)", re.I),  # TensorRT-LLM
     re.compile(r"exceeds max length (?P<limit>\d+)", re.I),
+    re.compile(r"max_model_len=(?P<limit>\d+)", re.I),  # vLLM: max_tokens over the whole context
 )
 _CONTEXT_WORDS = re.compile(r"context length|context window|max_model_len|exceeds max", re.I)
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -81,8 +82,11 @@ def to_failed(err: EngineError, *, prompt_param: str = "messages", after_tokens:
         message = err.message
         if limit is not None and "maximum context length is" not in message:
             message = f"This model's maximum context length is {limit} tokens. {message}"
+        # The engine's own param names vary ("input_tokens", "input_text"); OpenAI blames the prompt, or
+        # max_tokens when that alone cannot fit.
+        param = "max_tokens" if err.param == "max_tokens" else prompt_param
         return Failed(type="invalid_request_error", code="context_length_exceeded", status=400, message=message,
-                      param=err.param or prompt_param)
+                      param=param)
     if 400 <= err.status < 500 and err.status not in _RETRYABLE_STATUS:
         if err.status in (401, 403, 404):
             # The engine refused lockgate itself (wrong served model name, auth): a configuration problem,

@@ -18,9 +18,8 @@ def trtllm_priority(priority: int, levels: int) -> float:
 
 
 def openai_request(request: GenerationRequest, model: str, levels: int) -> EngineCall:
-    call = openai_call(request, model, extras=ACCEPTED_EXTRAS, continuous_usage=False)
+    call = openai_call(request, model, extras=ACCEPTED_EXTRAS, continuous_usage=True)
     body: dict[str, Any] = dict(call.body)
-    body.pop("user", None)  # not in trtllm-serve's request models: it would be a 400
     priority = request.extra.get("priority")
     if isinstance(priority, int) and priority != 0:
         body["priority"] = trtllm_priority(priority, levels)
