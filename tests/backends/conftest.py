@@ -1,0 +1,57 @@
+"""Fixtures for the HTTP adapter tests: ASGI apps (protocol replicas, the gateway) served by uvicorn in a thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class ServerThread:
+    """An ASGI app on a real socket, so streaming, disconnects and connection cuts behave as in production."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="critical",
+                                                    lifespan="on", loop="asyncio"))
+        self._thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(10)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Any], ServerThread]]:
+    started: list[ServerThread] = []
+
+    def _serve(app: Any) -> ServerThread:
+        server = ServerThread(app).start()
+        started.append(server)
+        return server
+
+    yield _serve
+    for server in started:
+        server.stop()
