@@ -55,3 +55,22 @@ def serve() -> Iterator[Callable[[Any], ServerThread]]:
     yield _serve
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def drive() -> Callable[..., list[Any]]:
+    """Run an adapter's generate() to the end on a fresh event loop; start() and close() around it."""
+    import asyncio
+
+    def _drive(backend: Any, request: Any, *, start: bool = False) -> list[Any]:
+        async def go() -> list[Any]:
+            if start:
+                await backend.start()
+            try:
+                return [e async for e in backend.generate(request)]
+            finally:
+                await backend.close()
+
+        return asyncio.run(go())
+
+    return _drive
