@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 
-from backends.protocol import Backend, Health, HealthState
+from backends.protocol import Backend, Health, HealthState, Traced
 from backends.registry import PluginRegistry
 from dispatch.contract import BackendStatus
 from dispatch.embedded import EmbeddedDispatcher
@@ -38,6 +38,9 @@ class Runtime:
         self.telemetry = telemetry or Telemetry.build(config.telemetry)
         self.backends: dict[str, Backend] = {
             name: registry.create(name, b.kind, b.options) for name, b in config.backends.items()}
+        for backend in self.backends.values():
+            if isinstance(backend, Traced):
+                backend.use_tracer(self.telemetry.tracer)
         self.dispatcher = EmbeddedDispatcher(
             self.backends, telemetry=self.telemetry, max_queue_depth=config.limits.max_queue_depth,
             retry_after_s=config.limits.retry_after_s,

@@ -69,36 +69,44 @@ def test_role_chunk_is_not_a_token_and_counts_come_from_continuous_usage() -> No
     assert isinstance(events[0], Started)
     deltas = [e for e in events if isinstance(e, Delta)]
     assert [(d.text, d.tokens) for d in deltas] == [("Hel", 1), ("lo wor", 2)]
-    assert all(d.t_ns > 0 for d in deltas) and deltas[0].t_ns <= deltas[1].t_ns
+    assert all(d.t_ns > 0 for d in deltas)
+    assert deltas[0].t_ns <= deltas[1].t_ns
     assert events[-1] == Completed(finish_reasons=("length",), prompt_tokens=3, completion_tokens=3)
 
 
 def test_error_object_inside_a_200_stream_after_tokens_is_one_non_retryable_failure() -> None:
     events = run(sse(chunk("a", done=1), b'data: {"error":{"message":"engine died","code":500}}\n\n',
                      b"data: [DONE]\n\n"))
-    assert isinstance(events[-1], Failed) and not events[-1].retryable
+    assert isinstance(events[-1], Failed)
+    assert not events[-1].retryable
     assert sum(isinstance(e, Failed | Completed) for e in events) == 1
 
 
 def test_error_object_before_any_token_is_retryable() -> None:
     events = run(sse(b'data: {"error":{"message":"overloaded","code":503}}\n\n'))
-    assert isinstance(events[-1], Failed) and events[-1].retryable and events[-1].status == 503
+    assert isinstance(events[-1], Failed)
+    assert events[-1].retryable
+    assert events[-1].status == 503
 
 
 def test_stream_that_stops_without_finishing_fails() -> None:
     events = run(sse(chunk("a", done=1), chunk("b", done=2)))
-    assert isinstance(events[-1], Failed) and not events[-1].retryable
+    assert isinstance(events[-1], Failed)
+    assert not events[-1].retryable
     assert "ended" in events[-1].message
 
 
 def test_missing_done_after_a_finished_stream_still_completes() -> None:
     events = run(sse(chunk("a", done=1, finish="stop"), USAGE))
-    assert isinstance(events[-1], Completed) and events[-1].finish_reasons == ("stop",)
+    assert isinstance(events[-1], Completed)
+    assert events[-1].finish_reasons == ("stop",)
 
 
 def test_engine_503_before_streaming_is_retryable() -> None:
     events = run(lambda r: httpx.Response(503, json={"error": {"message": "busy", "code": 503}}))
-    assert isinstance(events[-1], Failed) and events[-1].retryable and events[-1].status == 503
+    assert isinstance(events[-1], Failed)
+    assert events[-1].retryable
+    assert events[-1].status == 503
 
 
 def test_connection_refused_is_retryable() -> None:
@@ -110,12 +118,16 @@ def test_connection_refused_is_retryable() -> None:
             await backend.close()
 
     events = asyncio.run(go())
-    assert isinstance(events[-1], Failed) and events[-1].retryable and events[-1].status == 503
+    assert isinstance(events[-1], Failed)
+    assert events[-1].retryable
+    assert events[-1].status == 503
 
 
 def test_no_first_token_within_ttft_timeout_fails_retryable() -> None:
     events = run(sse(chunk(role=True), chunk("late", done=1), delay=0.3), ttft_timeout_s=0.1)
-    assert isinstance(events[-1], Failed) and events[-1].status == 504 and events[-1].retryable
+    assert isinstance(events[-1], Failed)
+    assert events[-1].status == 504
+    assert events[-1].retryable
 
 
 def test_silence_between_chunks_past_idle_timeout_fails_non_retryable() -> None:
@@ -125,7 +137,9 @@ def test_silence_between_chunks_past_idle_timeout_fails_non_retryable() -> None:
         yield chunk("b", done=2)
 
     events = run(lambda r: httpx.Response(200, content=body()), idle_timeout_s=0.1)
-    assert isinstance(events[-1], Failed) and events[-1].status == 504 and not events[-1].retryable
+    assert isinstance(events[-1], Failed)
+    assert events[-1].status == 504
+    assert not events[-1].retryable
     assert [e.text for e in events if isinstance(e, Delta)] == ["a"]
 
 
@@ -154,7 +168,8 @@ def test_request_body_headers_and_client_span_with_traceparent() -> None:
     asyncio.run(go())
     spans = {s.kind: s for s in exporter.get_finished_spans()}
     client, consumer = spans[SpanKind.CLIENT], spans[SpanKind.CONSUMER]
-    assert client.parent is not None and client.parent.span_id == consumer.context.span_id
+    assert client.parent is not None
+    assert client.parent.span_id == consumer.context.span_id
     assert client.name == "POST http://engine:8000/v1/chat/completions"
     assert client.attributes is not None
     assert (client.attributes["server.address"], client.attributes["server.port"],
@@ -163,7 +178,9 @@ def test_request_body_headers_and_client_span_with_traceparent() -> None:
     assert seen["headers"]["traceparent"].startswith(f"00-{trace_id}-{span_id}-")
     assert seen["headers"]["x-request-id"] == "req-1"
     body = seen["body"]
-    assert body["model"] == "served" and body["top_k"] == 5 and body["ignore_eos"] is True
+    assert body["model"] == "served"
+    assert body["top_k"] == 5
+    assert body["ignore_eos"] is True
     assert body["stream_options"] == {"include_usage": True, "continuous_usage_stats": True}
     assert "priority" not in body
 
@@ -182,15 +199,15 @@ def test_cancellation_closes_the_engine_stream() -> None:
     async def go() -> None:
         backend = VllmBackend("v", VllmOptions(url="http://engine:8000"),
                               transport=httpx.MockTransport(lambda r: httpx.Response(200, content=body())))
-        got: list[Event] = []
+        first_token = asyncio.Event()
 
         async def consume() -> None:
             async for e in backend.generate(chat()):
-                got.append(e)
+                if isinstance(e, Delta):
+                    first_token.set()
 
         task = asyncio.create_task(consume())
-        while not any(isinstance(e, Delta) for e in got):
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(first_token.wait(), 5)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await asyncio.wait_for(closed.wait(), 2)

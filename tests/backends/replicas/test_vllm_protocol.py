@@ -36,7 +36,8 @@ def test_chat_stream_wire_format(serve: Callable[..., Any]) -> None:
     first = msgspec.json.decode(lines[0].removeprefix(b"data: "))
     assert first["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     usage = msgspec.json.decode(lines[-2].removeprefix(b"data: "))
-    assert usage["choices"] == [] and usage["usage"]["completion_tokens"] == 3
+    assert usage["choices"] == []
+    assert usage["usage"]["completion_tokens"] == 3
     assert lines[-1] == b"data: [DONE]"
     assert not raw.endswith(b" \n\n")
 
@@ -46,7 +47,8 @@ def test_adapter_streams_the_simulators_text_with_exact_usage(serve: Callable[..
     events = drive(VllmBackend("v", VllmOptions(url=server.url, model="tiny")), chat())
     deltas = [e for e in events if isinstance(e, Delta)]
     done = events[-1]
-    assert isinstance(done, Completed) and done.completion_tokens == 6 == sum(d.tokens for d in deltas)
+    assert isinstance(done, Completed)
+    assert done.completion_tokens == 6 == sum(d.tokens for d in deltas)
 
     async def direct() -> str:
         sim = SimBackend("s", SimOptions(**FAST))
@@ -66,21 +68,27 @@ def test_nested_error_mid_stream_then_done(serve: Callable[..., Any], drive: Any
     events = drive(VllmBackend("v", VllmOptions(url=server.url, model="tiny")),
                    chat("x [[sim:fail_after=2]]"))
     failures = [e for e in events if isinstance(e, Failed | Completed)]
-    assert len(failures) == 1 and isinstance(failures[0], Failed) and not failures[0].retryable
+    assert len(failures) == 1
+    assert isinstance(failures[0], Failed)
+    assert not failures[0].retryable
 
 
 def test_context_overflow_is_400_context_length_exceeded(serve: Callable[..., Any], drive: Any) -> None:
     server = serve(replica_app("vllm", "tiny", FAST))
     events = drive(VllmBackend("v", VllmOptions(url=server.url, model="tiny")), chat("word " * 100))
     f = events[-1]
-    assert isinstance(f, Failed) and f.status == 400 and f.code == "context_length_exceeded"
+    assert isinstance(f, Failed)
+    assert f.status == 400
+    assert f.code == "context_length_exceeded"
     assert "maximum context length is 64 tokens" in f.message
 
 
 def test_failure_before_first_token_is_retryable(serve: Callable[..., Any], drive: Any) -> None:
     server = serve(replica_app("vllm", "tiny", FAST))
     events = drive(VllmBackend("v", VllmOptions(url=server.url, model="tiny")), chat("[[sim:fail_before]]"))
-    assert isinstance(events[-1], Failed) and events[-1].retryable and events[-1].status == 503
+    assert isinstance(events[-1], Failed)
+    assert events[-1].retryable
+    assert events[-1].status == 503
 
 
 def test_health_and_load_from_health_and_metrics(serve: Callable[..., Any]) -> None:
@@ -102,8 +110,11 @@ def test_health_and_load_from_health_and_metrics(serve: Callable[..., Any]) -> N
 
     health, busy, idle = asyncio.run(go())
     assert health.ok
-    assert busy is not None and busy.running == 1
-    assert idle is not None and idle.running == 0 and idle.waiting == 0
+    assert busy is not None
+    assert busy.running == 1
+    assert idle is not None
+    assert idle.running == 0
+    assert idle.waiting == 0
 
 
 def test_unreachable_engine_is_down() -> None:
@@ -115,4 +126,5 @@ def test_unreachable_engine_is_down() -> None:
         return health
 
     health = asyncio.run(go())
-    assert not health.ok and "connection refused" in health.reason
+    assert not health.ok
+    assert "connection refused" in health.reason
