@@ -74,3 +74,9 @@ def drive() -> Callable[..., list[Any]]:
         return asyncio.run(go())
 
     return _drive
+
+
+@pytest.fixture(scope="session")
+def server_thread() -> type[ServerThread]:
+    """The ServerThread class, for fixtures of wider scope than ``serve``."""
+    return ServerThread
