@@ -15,7 +15,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import msgspec
@@ -24,6 +23,7 @@ import pytest
 from gateway.app import create_app
 from gateway.config.loader import parse_config
 from gateway.runtime import Runtime
+from tests.support.servers import ServerThread
 
 ROOT = Path(__file__).resolve().parents[3]
 SERVED = "tiny-llama"
@@ -109,9 +109,9 @@ options = {{ url = "{vllm.url}", model = "{vllm.model}", poll_interval_s = 0.2, 
 
 
 @pytest.fixture(scope="module")
-def gateway(vllm_server: VllmServer, server_thread: Any) -> Iterator[tuple[str, Runtime]]:
+def gateway(vllm_server: VllmServer) -> Iterator[tuple[str, Runtime]]:
     runtime = Runtime(parse_config(gateway_config(vllm_server), source="vllm-test.toml"))
-    server = server_thread(create_app(runtime)).start()
+    server = ServerThread(create_app(runtime)).start()
     try:
         yield server.url, runtime
     finally:

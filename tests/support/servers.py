@@ -1,14 +1,13 @@
-"""Fixtures for the HTTP adapter tests: ASGI apps (protocol replicas, the gateway) served by uvicorn in a thread."""
+"""ASGI apps (protocol replicas, the gateway) served by uvicorn in a thread, and a driver for adapters."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
-import pytest
 import uvicorn
 
 
@@ -43,40 +42,15 @@ class ServerThread:
         self._thread.join(10)
 
 
-@pytest.fixture
-def serve() -> Iterator[Callable[[Any], ServerThread]]:
-    started: list[ServerThread] = []
+def drive(backend: Any, request: Any, *, start: bool = False) -> list[Any]:
+    """Run an adapter's generate() to the end on a fresh event loop; close() (and start(), if asked) around it."""
 
-    def _serve(app: Any) -> ServerThread:
-        server = ServerThread(app).start()
-        started.append(server)
-        return server
+    async def go() -> list[Any]:
+        if start:
+            await backend.start()
+        try:
+            return [e async for e in backend.generate(request)]
+        finally:
+            await backend.close()
 
-    yield _serve
-    for server in started:
-        server.stop()
-
-
-@pytest.fixture
-def drive() -> Callable[..., list[Any]]:
-    """Run an adapter's generate() to the end on a fresh event loop; start() and close() around it."""
-    import asyncio
-
-    def _drive(backend: Any, request: Any, *, start: bool = False) -> list[Any]:
-        async def go() -> list[Any]:
-            if start:
-                await backend.start()
-            try:
-                return [e async for e in backend.generate(request)]
-            finally:
-                await backend.close()
-
-        return asyncio.run(go())
-
-    return _drive
-
-
-@pytest.fixture(scope="session")
-def server_thread() -> type[ServerThread]:
-    """The ServerThread class, for fixtures of wider scope than ``serve``."""
-    return ServerThread
+    return asyncio.run(go())
