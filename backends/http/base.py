@@ -154,7 +154,7 @@ class HttpBackend:
                                                 prompt_param=call.prompt_param)
                     return
                 saw_done = False
-                chunks = timed(resp.aiter_raw(), ttft_s=self.options.ttft_timeout_s,
+                chunks = timed(resp.aiter_bytes(), ttft_s=self.options.ttft_timeout_s,
                                idle_s=self.options.idle_timeout_s, flowing=lambda: translator.tokens > 0)
                 async for sse in aiter_sse(chunks):
                     if sse.data == "[DONE]":

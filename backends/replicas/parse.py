@@ -80,5 +80,5 @@ def triton_request(body: dict[str, Any], model: str) -> GenerationRequest:
     return GenerationRequest(
         request_id=uuid.uuid4().hex, model=model, operation="text_completion", prompt=text,
         max_tokens=_int(body, "max_tokens", 16), temperature=body.get("temperature"), top_p=body.get("top_p"),
-        stop=_stops(body.get("stop_words")), seed=body.get("random_seed"),
+        stop=_stops(body.get("stop_words")),
         extra={"top_k": body["top_k"]} if body.get("top_k") is not None else {})

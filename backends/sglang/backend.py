@@ -18,7 +18,8 @@ class SglangBackend(HttpBackend):
     options: SglangOptions
 
     def _native(self, request: GenerationRequest) -> bool:
-        return self.options.protocol == "native" and request.operation == "text_completion"
+        # Native /generate takes text, not messages, and streams n > 1 as a batch: those go to /v1.
+        return self.options.protocol == "native" and request.operation == "text_completion" and request.n == 1
 
     def build_call(self, request: GenerationRequest) -> EngineCall:
         if self._native(request):

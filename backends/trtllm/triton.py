@@ -23,8 +23,6 @@ def triton_call(request: GenerationRequest, model: str) -> EngineCall:
         body["top_k"] = request.extra["top_k"]
     if request.stop:
         body["stop_words"] = list(request.stop)
-    if request.seed is not None:
-        body["random_seed"] = request.seed
     return EngineCall(path=f"/v2/models/{model}/generate_stream", body=body, prompt_param="prompt")
 
 

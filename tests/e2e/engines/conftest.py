@@ -20,10 +20,9 @@ import httpx
 import msgspec
 import pytest
 
-from gateway.app import create_app
 from gateway.config.loader import parse_config
 from gateway.runtime import Runtime
-from tests.support.servers import ServerThread
+from tests.support.live import LiveServer
 
 ROOT = Path(__file__).resolve().parents[3]
 SERVED = "tiny-llama"
@@ -110,9 +109,5 @@ options = {{ url = "{vllm.url}", model = "{vllm.model}", poll_interval_s = 0.2, 
 
 @pytest.fixture(scope="module")
 def gateway(vllm_server: VllmServer) -> Iterator[tuple[str, Runtime]]:
-    runtime = Runtime(parse_config(gateway_config(vllm_server), source="vllm-test.toml"))
-    server = ServerThread(create_app(runtime)).start()
-    try:
-        yield server.url, runtime
-    finally:
-        server.stop()
+    with LiveServer(parse_config(gateway_config(vllm_server), source="vllm-test.toml")) as server:
+        yield server.url, server.runtime

@@ -18,6 +18,9 @@ import pytest
 from backends.http.prometheus import parse_samples, total
 from gateway.runtime import Runtime
 
+# The session fixture may build the engine's virtualenv and model first (minutes on a fresh 2-core machine).
+pytestmark = pytest.mark.timeout(1800)
+
 PROMPT = "the quick brown fox jumps over a lazy dog"
 
 
