@@ -102,7 +102,9 @@ def test_client_disconnect_mid_stream_aborts_the_request_in_vllm(vllm_server: An
     url, _ = gateway
     tokens_before = engine_metric(vllm_server.url, "vllm:generation_tokens_total")
     finished_before = engine_metric(vllm_server.url, "vllm:request_success_total", {"finished_reason": "length"})
-    body = {"model": "tiny", "prompt": PROMPT, "max_tokens": 480, "stream": True, "ignore_eos": True}
+    # n=8 x 480 tokens keeps this tiny model busy for ~5 s on 2 cores (one choice alone takes ~1 s, which is
+    # too close to the time a disconnect takes to travel client -> gateway -> worker -> engine on a busy box).
+    body = {"model": "tiny", "prompt": PROMPT, "max_tokens": 480, "n": 8, "stream": True, "ignore_eos": True}
     with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=120) as resp:
         assert resp.status_code == 200
         for line in resp.iter_lines():
@@ -114,11 +116,11 @@ def test_client_disconnect_mid_stream_aborts_the_request_in_vllm(vllm_server: An
     while engine_metric(vllm_server.url, "vllm:num_requests_running") != 0:
         assert time.monotonic() < deadline, "vLLM still running the request 10 s after the client left"
         time.sleep(0.1)
-    # ... and it stopped generating: well past the time the whole answer takes here (~1 s), far fewer than
-    # the 480 tokens were generated, and no request finished by length.
-    time.sleep(2)
+    # ... and it stopped generating: well past the time the whole answer takes here, far fewer than the
+    # 8 x 480 tokens were generated, and no request finished by length.
+    time.sleep(6)
     generated = engine_metric(vllm_server.url, "vllm:generation_tokens_total") - tokens_before
-    assert generated < 480, f"vLLM generated all {generated:g} tokens: the request was not aborted"
+    assert generated < 8 * 480, f"vLLM generated all {generated:g} tokens: the request was not aborted"
     assert engine_metric(vllm_server.url, "vllm:request_success_total", {"finished_reason": "length"}) == \
         finished_before
 
