@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -22,7 +23,7 @@ import msgspec
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
-from backends.events import Completed, Delta, Event, Failed, Started
+from backends.events import Completed, Event, Failed, Started
 from backends.http.client import build_client
 from backends.http.errors import connection_failure, failure_from_response, failure_in_stream, stream_cut
 from backends.http.options import HttpOptions
@@ -122,7 +123,7 @@ class HttpBackend:
 
     # ---- the stream loop -----------------------------------------------------------------------------
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[Event]:
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[Event, None]:
         yield Started(backend=self.name, engine=self.engine, t_ns=time.time_ns())
         call = self.build_call(request)
         translator = self.translator(request)
@@ -130,10 +131,12 @@ class HttpBackend:
         with engine_call(self._tracer, url, self.engine) as (span, trace_headers):
             terminal: Event | None = None
             try:
-                async for event in self._stream(call, translator, url, trace_headers, span):
-                    if isinstance(event, Completed | Failed):
-                        terminal = event
-                    yield event
+                # aclosing: if our consumer stops at a yield, the engine stream closes now, not at GC.
+                async with aclosing(self._stream(call, translator, url, trace_headers, span)) as events:
+                    async for event in events:
+                        if isinstance(event, Completed | Failed):
+                            terminal = event
+                        yield event
             finally:
                 if isinstance(terminal, Failed):
                     span.set_status(Status(StatusCode.ERROR, terminal.message))
@@ -142,7 +145,7 @@ class HttpBackend:
                     span.set_attribute(sc.ERROR_TYPE, "cancelled")
 
     async def _stream(self, call: EngineCall, translator: Translator, url: httpx.URL,
-                      trace_headers: dict[str, str], span: Span) -> AsyncIterator[Event]:
+                      trace_headers: dict[str, str], span: Span) -> AsyncGenerator[Event, None]:
         headers = {**call.headers, **trace_headers, "accept": "text/event-stream"}
         body = msgspec.json.encode(call.body)
         try:
@@ -191,6 +194,3 @@ def finish_reason(value: Any) -> str:
     """OpenAI's two finish reasons; engines add others (``eos``, ``abort``, tool calls) that end as ``stop``."""
     return "length" if value == "length" else "stop"
 
-
-def new_delta(text: str, tokens: int, index: int, t_ns: int) -> Delta:
-    return Delta(text=text, tokens=tokens, index=index, t_ns=t_ns)

@@ -54,3 +54,14 @@ def drive(backend: Any, request: Any, *, start: bool = False) -> list[Any]:
             await backend.close()
 
     return asyncio.run(go())
+
+
+async def until(probe: Any, predicate: Any, within_s: float = 5.0) -> Any:
+    """Await ``probe()`` until ``predicate(value)`` holds (or the timeout passes); return the last value."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    value = await probe()
+    while not predicate(value) and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+        value = await probe()
+    return value

@@ -15,6 +15,7 @@ from backends.replicas.server import replica_app
 from backends.request import ChatMessage, GenerationRequest
 from backends.sglang import SglangBackend, SglangOptions
 from backends.sglang.native import generate_call
+from tests.support.servers import until
 
 FAST = {"ttft_ms": 1, "tpot_ms": 1, "max_model_len": 64, "tokens_per_chunk": 2}
 
@@ -131,7 +132,7 @@ def test_overload_before_first_token_is_retryable(serve: Callable[..., Any], dri
 
 
 def test_health_and_load_from_v1_loads(serve: Callable[..., Any]) -> None:
-    server = serve(replica_app("sglang", "m", {"ttft_ms": 1, "tpot_ms": 50}))
+    server = serve(replica_app("sglang", "m", {"ttft_ms": 1, "tpot_ms": 500}))
 
     async def go() -> tuple[Any, Any]:
         backend = SglangBackend("s", SglangOptions(url=server.url, poll_interval_s=0.05,
@@ -140,8 +141,8 @@ def test_health_and_load_from_v1_loads(serve: Callable[..., Any]) -> None:
         gen = backend.generate(completion())
         await anext(gen)
         await anext(gen)
-        await asyncio.sleep(0.2)
-        health, load = await backend.health(), await backend.load()
+        load = await until(backend.load, lambda v: v is not None and v.running == 1)
+        health = await backend.health()
         await gen.aclose()
         await backend.close()
         return health, load

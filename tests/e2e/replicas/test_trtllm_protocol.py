@@ -13,6 +13,7 @@ from backends.replicas.server import replica_app
 from backends.request import ChatMessage, GenerationRequest
 from backends.trtllm import TrtllmBackend, TrtllmOptions
 from backends.trtllm.openai_fields import trtllm_priority
+from tests.support.servers import until
 
 FAST = {"ttft_ms": 1, "tpot_ms": 1, "max_model_len": 64}
 
@@ -95,7 +96,7 @@ def test_context_overflow_flat_error_is_mapped(serve: Callable[..., Any], drive:
 
 
 def test_health_and_load_from_prometheus_metrics(serve: Callable[..., Any]) -> None:
-    server = serve(replica_app("trtllm", "m", {"ttft_ms": 1, "tpot_ms": 50}))
+    server = serve(replica_app("trtllm", "m", {"ttft_ms": 1, "tpot_ms": 500}))
 
     async def go() -> tuple[Any, Any]:
         backend = TrtllmBackend("t", TrtllmOptions(url=server.url, poll_interval_s=0.05))
@@ -103,8 +104,8 @@ def test_health_and_load_from_prometheus_metrics(serve: Callable[..., Any]) -> N
         gen = backend.generate(chat())
         await anext(gen)
         await anext(gen)
-        await asyncio.sleep(0.2)
-        health, load = await backend.health(), await backend.load()
+        load = await until(backend.load, lambda v: v is not None and v.running == 1)
+        health = await backend.health()
         await gen.aclose()
         await backend.close()
         return health, load

@@ -14,6 +14,7 @@ from backends.replicas.server import replica_app
 from backends.request import ChatMessage, GenerationRequest
 from backends.sim import SimBackend, SimOptions
 from backends.vllm import VllmBackend, VllmOptions
+from tests.support.servers import until
 
 FAST = {"ttft_ms": 1, "tpot_ms": 1, "max_model_len": 64}
 
@@ -92,7 +93,7 @@ def test_failure_before_first_token_is_retryable(serve: Callable[..., Any], driv
 
 
 def test_health_and_load_from_health_and_metrics(serve: Callable[..., Any]) -> None:
-    server = serve(replica_app("vllm", "tiny", {"ttft_ms": 1, "tpot_ms": 50}))
+    server = serve(replica_app("vllm", "tiny", {"ttft_ms": 1, "tpot_ms": 500}))
 
     async def go() -> tuple[Any, Any, Any]:
         backend = VllmBackend("v", VllmOptions(url=server.url, model="tiny", poll_interval_s=0.05))
@@ -100,11 +101,10 @@ def test_health_and_load_from_health_and_metrics(serve: Callable[..., Any]) -> N
         gen = backend.generate(chat())
         await anext(gen)  # Started
         await anext(gen)  # first Delta: the request is running in the engine
-        await asyncio.sleep(0.2)
-        health, busy = await backend.health(), await backend.load()
+        busy = await until(backend.load, lambda v: v is not None and v.running == 1)
+        health = await backend.health()
         await gen.aclose()  # cancellation: the replica notices the disconnect and stops generating
-        await asyncio.sleep(0.3)
-        idle = await backend.load()
+        idle = await until(backend.load, lambda v: v is not None and v.running == 0)
         await backend.close()
         return health, busy, idle
 
