@@ -99,7 +99,7 @@ def test_context_overflow_is_400_context_length_exceeded(gateway: tuple[str, Run
 
 def test_client_disconnect_mid_stream_aborts_the_request_in_vllm(vllm_server: Any,
                                                                  gateway: tuple[str, Runtime]) -> None:
-    url, _ = gateway
+    url, runtime = gateway
     tokens_before = engine_metric(vllm_server.url, "vllm:generation_tokens_total")
     finished_before = engine_metric(vllm_server.url, "vllm:request_success_total", {"finished_reason": "length"})
     # n=8 x 480 tokens keeps this tiny model busy for ~5 s on 2 cores (one choice alone takes ~1 s, which is
@@ -110,8 +110,12 @@ def test_client_disconnect_mid_stream_aborts_the_request_in_vllm(vllm_server: An
         for line in resp.iter_lines():
             if line.startswith("data: {"):
                 break
-    # The client closed the connection: the gateway cancels the job, the adapter closes its engine stream,
-    # and vLLM aborts the request: its running gauge returns to 0 ...
+    # The client closed the connection: the gateway cancels the job ...
+    left = time.monotonic()
+    while runtime.dispatcher.running("vllm-cpu") != 0:
+        assert time.monotonic() - left < 3, "the gateway did not cancel the job within 3 s of the disconnect"
+        time.sleep(0.01)
+    # ... the adapter closes its engine stream, and vLLM aborts the request: its running gauge returns to 0 ...
     deadline = time.monotonic() + 10
     while engine_metric(vllm_server.url, "vllm:num_requests_running") != 0:
         assert time.monotonic() < deadline, "vLLM still running the request 10 s after the client left"
