@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
+from opentelemetry.trace import Tracer
 
 from backends.events import Event
 from backends.request import GenerationRequest
@@ -56,6 +57,13 @@ class Backend(Protocol):
     def generate(self, request: GenerationRequest) -> AsyncIterator[Event]:
         """Yield Started, Deltas and one terminal event. Cancelled by cancelling the consuming task."""
         ...
+
+
+@runtime_checkable
+class Traced(Protocol):
+    """A backend that records its own spans (e.g. a CLIENT span per engine call) on the runtime's tracer."""
+
+    def use_tracer(self, tracer: Tracer) -> None: ...
 
 
 @runtime_checkable

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
+from backends.replicas.server import add_parser as add_sim_server_parser
 from gateway import __version__
 from gateway.auth import hash_key
 from gateway.commands import experiments as experiments_command
@@ -170,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     default = csub.add_parser("default", help="print the built-in default config")
     default.set_defaults(func=_cmd_default)
     experiments_command.add_parser(sub)
+    add_sim_server_parser(sub)
     return parser
 
 

@@ -23,11 +23,15 @@ async def test_slow_header_clients_are_cut_off_while_normal_streams_complete() -
                         server={"header_timeout_s": 2.0, "max_connections": 1000})
     with LiveServer(config) as server:
         host, port = "127.0.0.1", server.port
-        slow = [await asyncio.open_connection(host, port) for _ in range(200)]
+        # The server's header deadline runs from each connection's accept, so each one's clock starts there
+        # (opening 200 connections one by one takes a while on a loaded machine).
+        slow = []
+        for _ in range(200):
+            opened = time.monotonic()
+            slow.append((*await asyncio.open_connection(host, port), opened))
         request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
 
-        async def dribble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> float:
-            t0 = time.monotonic()
+        async def dribble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, t0: float) -> float:
             for byte in request:
                 try:
                     writer.write(bytes([byte]))
@@ -55,7 +59,7 @@ async def test_slow_header_clients_are_cut_off_while_normal_streams_complete() -
         async with httpx.AsyncClient(base_url=server.url, timeout=30,
                                      limits=httpx.Limits(max_connections=60)) as client:
             cut, streamed = await asyncio.gather(
-                asyncio.gather(*(dribble(r, w) for r, w in slow)),
+                asyncio.gather(*(dribble(r, w, t0) for r, w, t0 in slow)),
                 asyncio.gather(*(normal(client, i) for i in range(50))))
     assert all(count == 21 for count in streamed)  # role chunk + 20 tokens, every one of the 50
     # Each slow client was closed near the 2 s deadline, long before its ~80 s request finished.

