@@ -12,6 +12,7 @@ from gateway.auth import hash_key
 from gateway.commands import experiments as experiments_command
 from gateway.config.loader import ConfigError, default_config_text, load_config, load_default_config
 from gateway.config.schema import Config
+from loadtest.cli import add_bench_parser
 
 EXAMPLES = """\
 examples:
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     default = csub.add_parser("default", help="print the built-in default config")
     default.set_defaults(func=_cmd_default)
     experiments_command.add_parser(sub)
+    add_bench_parser(sub)
     return parser
 
 

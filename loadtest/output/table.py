@@ -1,0 +1,41 @@
+"""The terminal table printed at the end of a run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from loadtest.summary import PointSummary
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:.2f}"
+
+
+def render(points: Sequence[PointSummary]) -> str:
+    head = ("target", "load", "ok/req", "req/s", "out tok/s", "conc", "goodput", "TTFT p50", "TTFT p99",
+            "TTFTs p99", "TPOT p50", "TPOT p99", "ITL p50", "E2E p50", "E2E p99")
+    rows = [head]
+    for p in points:
+        def pct(name: str, field: str, p: PointSummary = p) -> str:
+            st = p.stats.get(name)
+            return _ms(getattr(st, field)) if st is not None else "-"
+
+        rows.append((p.target, f"{p.x_name[:4]}={p.x:g}", f"{p.completed}/{p.requests}", f"{p.request_throughput:.2f}",
+                     f"{p.output_token_throughput:.1f}", f"{p.achieved_concurrency:.2f}", f"{p.goodput:.2f}",
+                     pct("ttft", "p50"), pct("ttft", "p99"), pct("ttft_sched", "p99"), pct("tpot", "p50"),
+                     pct("tpot", "p99"), pct("itl", "p50"), pct("e2e", "p50"), pct("e2e", "p99")))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+             for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    errors = [f"  {p.target} {p.x_name}={p.x:g}: " + ", ".join(f"{k}={v}" for k, v in sorted(p.errors.items()))
+              for p in points if p.errors]
+    out = "\n".join(lines) + "\n(latencies in ms; TTFTs = TTFT_sched)\n"
+    return out + ("errors:\n" + "\n".join(errors) + "\n" if errors else "")
+
+
+def self_check_line(check: PointSummary) -> str:
+    ttft, lag = check.stats.get("ttft"), check.stats.get("send_lag")
+    return (f"{check.completed}/{check.requests} ok at {check.x_name}={check.x:g}, {check.request_throughput:.1f} req/s"
+            + (f", TTFT p50 {_ms(ttft.p50)} ms p99 {_ms(ttft.p99)} ms" if ttft else "")
+            + (f", send lag p99 {_ms(lag.p99)} ms" if lag else ""))
