@@ -108,7 +108,8 @@ def spec_from_args(args: argparse.Namespace) -> BenchSpec:
             ignore_eos=not args.no_ignore_eos,
             slo=SLO(ttft_s=_seconds(args.slo_ttft_ms), tpot_s=_seconds(args.slo_tpot_ms),
                     e2e_s=_seconds(args.slo_e2e_ms)),
-            seed=args.seed, processes=args.processes, timeout_s=args.timeout, tokenizer=args.tokenizer,
+            seed=args.seed, processes=args.processes, timeout_s=args.timeout, http_client=args.http_client,
+            tokenizer=args.tokenizer,
             scrape_metrics=args.scrape_metrics, self_check=not args.no_self_check)
     except (ValueError, msgspec.ValidationError) as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
@@ -178,6 +179,8 @@ def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     ld.add_argument("--seed", type=int, default=0, help="arrival schedule seed")
     ld.add_argument("--processes", type=int, default=0, help="client processes (0: by load)")
     ld.add_argument("--timeout", type=float, default=600.0, help="per-request timeout, s")
+    ld.add_argument("--http-client", choices=["h1", "httpx"], default="h1",
+                    help="h1: lean built-in HTTP/1.1 client (default); httpx: for proxies")
     ds = bench.add_argument_group("dataset")
     ds.add_argument("--dataset", choices=["synthetic", "sharegpt", "shared-prefix"], default="synthetic")
     ds.add_argument("--dataset-path", help="ShareGPT-format JSON file")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
 import msgspec
 
 from loadtest.clock import RunClock
@@ -18,6 +17,7 @@ from loadtest.dataset import Prompt
 from loadtest.record import RequestRecord
 from loadtest.sse import SSEParser
 from loadtest.tokens import TokenCounter
+from loadtest.transport import ConnectError, Transport, TransportError
 
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
 TRACE_HEADER = "x-lockgate-trace-id"
@@ -133,7 +133,7 @@ class _Stream:
 
 
 async def send(
-    client: httpx.AsyncClient, spec: BenchSpec, target: Target, prompt: Prompt, clock: RunClock,
+    transport: Transport, spec: BenchSpec, target: Target, prompt: Prompt, clock: RunClock,
     counter: TokenCounter, base: RequestRecord,
 ) -> RequestRecord:
     """``base`` carries the identity and ``t_sched``; returns it completed."""
@@ -142,16 +142,16 @@ async def send(
     if target.api_key:
         headers["authorization"] = f"Bearer {target.api_key}"
     r = base
-    r.t_send = clock.now()
     stream = _Stream(r, counter)
+    r.t_send = clock.now()
     try:
         async with asyncio.timeout(spec.timeout_s), \
-                client.stream("POST", url_for(spec, target), content=payload, headers=headers) as resp:
-            r.status = resp.status_code
+                transport.stream(url_for(spec, target), headers, payload) as resp:
+            r.status = resp.status
             r.trace_id = resp.headers.get(TRACE_HEADER)
-            if resp.status_code != 200:
+            if resp.status != 200:
                 body = await resp.aread()
-                r.error_type, r.error_message = f"http_{resp.status_code}", body[:500].decode(errors="replace")
+                r.error_type, r.error_message = f"http_{resp.status}", body[:500].decode(errors="replace")
             else:
                 parser = SSEParser()
                 async for raw in resp.aiter_raw():
@@ -159,15 +159,13 @@ async def send(
                 stream.on_read(clock.now(), parser.close())
     except TimeoutError:
         r.error_type, r.error_message = "timeout", f"no complete response within {spec.timeout_s:g}s"
-    except httpx.TimeoutException as exc:
-        r.error_type, r.error_message = "timeout", repr(exc)
-    except httpx.ConnectError as exc:
-        r.error_type, r.error_message = "connect_error", repr(exc)
-    except httpx.HTTPError as exc:
-        # The connection broke mid-stream: incomplete if tokens had started, else an error.
+    except ConnectError as exc:
+        r.error_type, r.error_message = "connect_error", str(exc)
+    except TransportError as exc:
+        # The connection broke: an incomplete stream if tokens had started, else a transport error.
         if r.t_first is None:
             r.error_type = "transport_error"
-        r.error_message = repr(exc)
+        r.error_message = str(exc)
     r.t_end = clock.now()
     stream.finish()
     return r

@@ -108,6 +108,8 @@ class BenchSpec(_Spec, frozen=True):
     processes: Annotated[int, msgspec.Meta(ge=0)] = 0
     """Client processes; 0 picks by the load (one per ~150 req/s or 200 in-flight, at most the cores)."""
     timeout_s: Positive = 600.0
+    http_client: Literal["h1", "httpx"] = "h1"
+    """``h1``: lockgate's lean HTTP/1.1 client (default, ~0.1 ms per request); ``httpx`` for proxies or HTTP/2."""
     tokenizer: str = "words"
     """Counts tokens when a response has no usage: ``words``, ``chars4`` or a ``tokenizer.json`` path."""
     scrape_metrics: bool = False

@@ -12,7 +12,6 @@ import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
-import httpx
 import msgspec
 
 from loadtest.client import send
@@ -22,6 +21,7 @@ from loadtest.dataset import Dataset, build
 from loadtest.record import RequestRecord
 from loadtest.schedule import open_loop
 from loadtest.tokens import TokenCounter, counter_for
+from loadtest.transport import H1Transport, HttpxTransport, Transport
 
 
 class Phase(msgspec.Struct, frozen=True):
@@ -68,7 +68,7 @@ class _Context:
         self.dataset: Dataset = build(spec.dataset, self.counter)
         self.records: list[RequestRecord] = []
 
-    async def one(self, client: httpx.AsyncClient, target: Target, index: int, t_sched: float) -> None:
+    async def one(self, client: Transport, target: Target, index: int, t_sched: float) -> None:
         prompt = self.dataset.prompt(index)
         base = RequestRecord(target=target.name, point=self.phase.point, round=self.phase.round, index=index,
                              prompt_id=prompt.id, t_sched=t_sched, t_send=t_sched, n_in=prompt.input_tokens,
@@ -77,12 +77,11 @@ class _Context:
         self.tally.add(1)
 
 
-def _client(spec: BenchSpec, slots: int | None) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=max(slots or 0, 100))
-    return httpx.AsyncClient(timeout=httpx.Timeout(spec.timeout_s, connect=30.0), limits=limits)
+def _transport(spec: BenchSpec) -> Transport:
+    return HttpxTransport(spec.timeout_s) if spec.http_client == "httpx" else H1Transport()
 
 
-async def _open_loop(ctx: _Context, clients: Sequence[httpx.AsyncClient], shard: Shard) -> None:
+async def _open_loop(ctx: _Context, clients: Sequence[Transport], shard: Shard) -> None:
     spec, load, targets = ctx.spec, ctx.phase.load, ctx.phase.targets
     offsets = open_loop(load, spec.seed, spec.num_requests, spec.duration_s)
     limit = shard.share(load.max_concurrency) if load.max_concurrency else None
@@ -103,7 +102,7 @@ async def _open_loop(ctx: _Context, clients: Sequence[httpx.AsyncClient], shard:
                 tg.create_task(limited(k, index, offsets[index]))
 
 
-async def _closed_loop(ctx: _Context, clients: Sequence[httpx.AsyncClient], shard: Shard,
+async def _closed_loop(ctx: _Context, clients: Sequence[Transport], shard: Shard,
                        sources: Sequence[IndexSource]) -> None:
     spec, load = ctx.spec, ctx.phase.load
     assert load.concurrency is not None
@@ -129,8 +128,7 @@ async def run_phase(spec: BenchSpec, phase: Phase, start_wall_ns: int, tally: Ta
     shard = shard or Shard()
     clock = RunClock(start_wall_ns)
     ctx = _Context(spec, phase, clock, tally)
-    slots = phase.load.concurrency or phase.load.max_concurrency
-    clients = [_client(spec, slots) for _ in phase.targets]
+    clients = [_transport(spec) for _ in phase.targets]
     try:
         await clock.sleep_until(0.0)
         if phase.load.concurrency is not None:
