@@ -74,9 +74,9 @@ def _sweeps(points: Sequence[PointSummary]) -> str:
     x_label = "concurrency (requests in flight)" if x_name == "concurrency" else "request rate (req/s)"
     targets = list(dict.fromkeys(p.target for p in points))
 
-    def curves(value: str, scale: float = 1.0, suffix: str = "") -> list[Series]:
+    def curves(value: str, scale: float = 1.0, suffix: str = "", dashed: bool = False) -> list[Series]:
         out = []
-        for t in targets:
+        for k, t in enumerate(targets):
             mine = sorted((p for p in points if p.target == t), key=lambda p: p.x)
             xs, ys = [], []
             for p in mine:
@@ -89,17 +89,17 @@ def _sweeps(points: Sequence[PointSummary]) -> str:
                 else:
                     ys.append(float(getattr(p, value)) * scale)
                 xs.append(p.x)
-            out.append(Series(t + suffix, xs, ys))
+            out.append(Series(t + suffix, xs, ys, color=k, dashed=dashed))
         return out
 
     charts = [
         line_chart("Request throughput", x_label, "completed req/s", curves("request_throughput"), chart_id="sw-rps"),
         line_chart("Output token throughput", x_label, "tokens/s", curves("output_token_throughput"),
                    chart_id="sw-tps"),
-        line_chart("TTFT vs load", x_label, "ms", curves("ttft.p50", 1000, " p50") + curves("ttft.p99", 1000, " p99"),
-                   chart_id="sw-ttft"),
-        line_chart("TPOT vs load", x_label, "ms", curves("tpot.p50", 1000, " p50") + curves("tpot.p99", 1000, " p99"),
-                   chart_id="sw-tpot"),
+        line_chart("TTFT vs load (dashed: p99)", x_label, "ms",
+                   curves("ttft.p50", 1000, " p50") + curves("ttft.p99", 1000, " p99", True), chart_id="sw-ttft"),
+        line_chart("TPOT vs load (dashed: p99)", x_label, "ms",
+                   curves("tpot.p50", 1000, " p50") + curves("tpot.p99", 1000, " p99", True), chart_id="sw-tpot"),
         line_chart("Goodput", x_label, "req/s meeting every SLO", curves("goodput"), chart_id="sw-goodput"),
         line_chart("Achieved concurrency", x_label, "sum E2E / window", curves("achieved_concurrency"),
                    chart_id="sw-conc"),

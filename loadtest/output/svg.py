@@ -20,6 +20,9 @@ class Series(msgspec.Struct, frozen=True):
     ys: list[float]
     step: bool = False
     """Draw as a staircase (empirical CDFs)."""
+    color: int | None = None
+    """Palette index (default: the series' position), so related series can share a colour."""
+    dashed: bool = False
 
 
 def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -74,7 +77,8 @@ def line_chart(title: str, x_label: str, y_label: str, series: Sequence[Series],
     out.append(f'<text transform="translate(14 {TOP + ph / 2}) rotate(-90)" text-anchor="middle" class="axis">'
                f'{escape(y_label)}</text>')
     for i, s in enumerate(series):
-        color = PALETTE[i % len(PALETTE)]
+        color = PALETTE[(i if s.color is None else s.color) % len(PALETTE)]
+        dash = ' stroke-dasharray="6 4"' if s.dashed else ""
         xy = [(sx(x), sy(y)) for x, y in zip(s.xs, s.ys, strict=True) if math.isfinite(x) and math.isfinite(y)]
         if s.step:
             stepped: list[tuple[float, float]] = []
@@ -85,11 +89,13 @@ def line_chart(title: str, x_label: str, y_label: str, series: Sequence[Series],
             xy = stepped
         path = " ".join(f"{px:.1f},{py:.1f}" for px, py in xy)
         out.append(f'<g class="series" data-series="{i}"><title>{escape(s.name)}</title>'
-                   f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
+                   f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"{dash}/>')
         if not s.step:
             out.extend(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{color}"/>' for px, py in xy)
         out.append("</g>")
     out.append("</svg>")
-    legend = "".join(f'<span class="key" data-series="{i}"><i style="background:{PALETTE[i % len(PALETTE)]}"></i>'
-                     f"{escape(s.name)}</span>" for i, s in enumerate(series))
+    legend = "".join(
+        f'<span class="key" data-series="{i}"><i style="background:'
+        f'{PALETTE[(i if s.color is None else s.color) % len(PALETTE)]}{";opacity:.6" if s.dashed else ""}"></i>'
+        f"{escape(s.name)}</span>" for i, s in enumerate(series))
     return f'<figure class="plot">{"".join(out)}<figcaption class="legend">{legend}</figcaption></figure>'

@@ -1,0 +1,71 @@
+"""Open-loop schedules, client-side queueing (TTFT_sched), several client processes, the self-check."""
+
+from __future__ import annotations
+
+import pytest
+from bench_support import serve, sim_handler
+
+from backends.sim import SimOptions
+from loadtest import BenchSpec, DatasetSpec, LengthDist, LoadShape, RequestRecord, Target, run_bench
+
+SHORT = DatasetSpec(input_len=LengthDist(mean=8), output_len=LengthDist(mean=8))
+
+
+def test_ttft_sched_exposes_queueing_in_a_deliberately_limited_client() -> None:
+    # 40 req/s on a constant schedule; each request takes ~55 ms, and the client allows 1 in flight, so
+    # requests wait in the client longer and longer. TTFT hides that; TTFT_sched shows it.
+    with serve(sim_handler(SimOptions(ttft_ms=20, tpot_ms=5))) as url:
+        result = run_bench(BenchSpec(
+            targets=(Target(base_url=url, model="sim"),),
+            loads=(LoadShape(rate=40, arrival="constant", max_concurrency=1),), num_requests=24,
+            dataset=SHORT, self_check=False))
+    (p,) = result.points
+    ttft, sched, lag = p.stats["ttft"], p.stats["ttft_sched"], p.stats["send_lag"]
+    assert ttft is not None
+    assert sched is not None
+    assert lag is not None
+    assert p.completed == 24
+    assert ttft.p50 == pytest.approx(0.020, abs=0.002)
+    assert sched.p50 > 5 * ttft.p50
+    assert sched.max > 0.5  # the last request waited for ~23 others, ~0.03 s more each than the schedule allows
+    assert lag.p50 == pytest.approx(sched.p50 - ttft.p50, abs=0.002)
+
+
+def test_an_unlimited_open_loop_client_keeps_the_schedule() -> None:
+    with serve(sim_handler(SimOptions(ttft_ms=20, tpot_ms=5))) as url:
+        result = run_bench(BenchSpec(
+            targets=(Target(base_url=url, model="sim"),), loads=(LoadShape(rate=40, arrival="constant"),),
+            num_requests=24, dataset=SHORT, self_check=False))
+    (p,) = result.points
+    lag = p.stats["send_lag"]
+    assert lag is not None
+    assert lag.p99 < 0.005
+    assert p.achieved_concurrency > 1.5  # ~55 ms each at 40/s: about 2 in flight
+
+
+def test_several_client_processes_share_one_schedule() -> None:
+    records: list[RequestRecord] = []
+    with serve(sim_handler(SimOptions(ttft_ms=5, tpot_ms=1))) as url:
+        target = Target(base_url=url, model="sim")
+        run_bench(BenchSpec(targets=(target,), loads=(LoadShape(rate=100),), num_requests=60, processes=2,
+                            dataset=SHORT, self_check=False), sink=records.extend)
+        closed: list[RequestRecord] = []
+        run_bench(BenchSpec(targets=(target,), loads=(LoadShape(concurrency=4),), num_requests=40, processes=2,
+                            dataset=SHORT, self_check=False), sink=closed.extend)
+    assert sorted(r.index for r in records) == list(range(60))
+    assert all(r.outcome == "ok" for r in records)
+    assert max(r.t_send - r.t_sched for r in records) < 0.05
+    assert sorted(r.index for r in closed) == list(range(40))  # each index taken exactly once
+
+
+def test_the_self_check_reports_the_clients_own_overhead() -> None:
+    with serve(sim_handler(SimOptions(ttft_ms=1, tpot_ms=1))) as url:
+        result = run_bench(BenchSpec(targets=(Target(base_url=url, model="sim"),), loads=(LoadShape(concurrency=2),),
+                                     num_requests=10, dataset=SHORT))
+    check = result.self_check
+    assert check is not None
+    assert check.target.startswith("self-check")
+    assert check.completed == check.requests > 0
+    ttft = check.stats["ttft"]
+    assert ttft is not None
+    assert ttft.p50 < 0.005  # a zero-latency target: what is left is the client and loopback
