@@ -149,6 +149,7 @@ async def send(
                 transport.stream(url_for(spec, target), headers, payload) as resp:
             r.status = resp.status
             r.trace_id = resp.headers.get(TRACE_HEADER)
+            r.request_id = resp.headers.get("x-request-id")
             if resp.status != 200:
                 body = await resp.aread()
                 r.error_type, r.error_message = f"http_{resp.status}", body[:500].decode(errors="replace")

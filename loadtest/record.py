@@ -44,5 +44,7 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     finish_reason: str | None = None
     trace_id: str | None = None
     """The gateway's ``x-lockgate-trace-id`` response header, when present."""
+    request_id: str | None = None
+    """The ``x-request-id`` response header, when present (lockgate and vLLM send one)."""
     measured: bool = True
     """False for warm-up and cool-down requests (decided after the run)."""
