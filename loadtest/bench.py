@@ -7,16 +7,15 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
-from loadtest.config import SLO, BenchSpec, Exclusion, LoadShape, Target
+from loadtest.config import BenchSpec, LoadShape
 from loadtest.procs import execute, processes_for
 from loadtest.record import RequestRecord
 from loadtest.runner import Phase
 from loadtest.scrape import delta, snapshot
+from loadtest.selfcheck import SelfCheck, run_self_check
 from loadtest.summary import PointSummary, mark_measured, summarize
-from loadtest.zero_server import ZeroLatencyServer
 
 FORMAT = "lockgate-bench/1"
-SELF_CHECK_LABEL = "self-check (zero-latency target)"
 RecordSink = Callable[[Sequence[RequestRecord]], None]
 
 
@@ -25,8 +24,8 @@ class BenchResult(msgspec.Struct, kw_only=True):
     created: str
     spec: BenchSpec
     """As run, with API keys removed."""
-    self_check: PointSummary | None = None
-    """The heaviest load point against a zero-latency target: the client's own overhead."""
+    self_check: SelfCheck | None = None
+    """The client against a zero-latency target: its capacity and its own latency at the run's load."""
     points: list[PointSummary]
 
 
@@ -43,31 +42,8 @@ def phases(spec: BenchSpec, point: int, load: LoadShape, round_: int) -> list[Ph
     return [Phase(point=point, round=round_, load=load, targets=(t,)) for t in order]
 
 
-def _heaviest(loads: Sequence[LoadShape]) -> LoadShape:
-    return max(loads, key=lambda ld: (ld.rate or 0.0, ld.concurrency or 0))
-
-
-def self_check(spec: BenchSpec, progress: bool) -> PointSummary:
-    load = _heaviest(spec.loads)
-    cap = max(50, min(1000, int((load.rate or 0) * 3), (load.concurrency or 0) * 20))
-    count = min(spec.num_requests or cap, cap)
-    with ZeroLatencyServer() as server:
-        target = Target(base_url=server.base_url, model="zero", label=SELF_CHECK_LABEL)
-        check = msgspec.structs.replace(
-            # The first requests open connections; a server's accept is not what this check measures.
-            spec, targets=(target,), loads=(load,), num_requests=count, duration_s=None,
-            warmup=Exclusion(requests=min(10, count // 5)),
-            cooldown=Exclusion(), rounds=1, concurrent_targets=False, slo=SLO())
-        phase = Phase(point=0, round=0, load=load, targets=(target,))
-        records = execute(check, phase, processes=processes_for(check, load, 1), label="self-check",
-                          progress=progress)
-    mark_measured(records, check.warmup, check.cooldown)
-    return summarize(SELF_CHECK_LABEL, 0, load, [records], check.slo)
-
-
 def run_bench(spec: BenchSpec, *, sink: RecordSink | None = None, progress: bool = False) -> BenchResult:
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    check = self_check(spec, progress) if spec.self_check else None
     points: list[PointSummary] = []
     for point, load in enumerate(spec.loads):
         runs: dict[str, list[list[RequestRecord]]] = {t.name: [] for t in spec.targets}
@@ -87,6 +63,7 @@ def run_bench(spec: BenchSpec, *, sink: RecordSink | None = None, progress: bool
         for t in spec.targets:
             deltas = delta(before.get(t.name), snapshot(t)) if spec.scrape_metrics else None
             points.append(summarize(t.name, point, load, runs[t.name], spec.slo, deltas))
+    check = run_self_check(spec, points, progress) if spec.self_check else None
     return BenchResult(created=created, spec=redacted(spec), self_check=check, points=points)
 
 

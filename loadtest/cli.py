@@ -134,7 +134,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     (out / "report.html").write_text(html.render(result))
     print(table.render(result.points))
     if result.self_check is not None:
-        print("client self-check (zero-latency target): " + table.self_check_line(result.self_check))
+        print(table.self_check_lines(result.self_check))
     print(f"wrote {out}/requests.jsonl, summary.json, summary.csv, report.html")
     failed = sum(p.failed for p in result.points)
     return 1 if failed and args.fail_on_error else 0

@@ -10,6 +10,7 @@ from html import escape
 
 from loadtest.bench import BenchResult
 from loadtest.output.svg import Series, line_chart
+from loadtest.selfcheck import SelfCheck
 from loadtest.summary import PointSummary
 
 CDF_METRICS = (("ttft", "TTFT"), ("tpot", "TPOT"), ("itl", "ITL (token-weighted)"), ("e2e", "E2E"),
@@ -144,19 +145,22 @@ def _throughput(points: Sequence[PointSummary], slo: str) -> str:
     return "".join(rows)
 
 
-def _self_check(check: PointSummary | None) -> str:
+def _self_check(check: SelfCheck | None) -> str:
     if check is None:
         return '<h2>Client self-check</h2><p class="note">Not run (--no-self-check).</p>'
-    ttft, lag = check.stats.get("ttft"), check.stats.get("send_lag")
-    parts = [f"{check.completed}/{check.requests} requests at {check.x_name}={check.x:g} against a zero-latency "
-             f"target: {check.request_throughput:.1f} req/s"]
-    if ttft:
-        parts.append(f"TTFT p50 {_ms(ttft.p50)} ms, p99 {_ms(ttft.p99)} ms")
-    if lag:
-        parts.append(f"send lag p50 {_ms(lag.p50)} ms, p99 {_ms(lag.p99)} ms")
-    return ("<h2>Client self-check</h2><p>" + escape("; ".join(parts)) + ".</p><p class=\"note\">This is the "
-            "client's own overhead at the heaviest load point: latencies below it are not measurable with this "
-            "client on this machine.</p>")
+    rows = [p for p in (check.capacity, check.at_load) if p is not None]
+    head = "<tr><th>check</th><th>load</th><th>req/s</th><th>out tok/s</th>" + "".join(
+        f"<th>{name} p50</th><th>{name} p99</th>" for name in ("TTFT", "ITL", "send lag")) + "</tr>"
+    body = []
+    for p, what in zip(rows, ("capacity (as fast as it goes)", "overhead at the run's rate"), strict=False):
+        cells = "".join(f"<td>{_ms(st.p50)}</td><td>{_ms(st.p99)}</td>" if (st := p.stats.get(n)) else "<td>-</td>" * 2
+                        for n in ("ttft", "itl", "send_lag"))
+        body.append(f"<tr><td>{what}</td><td>{p.x_name}={p.x:.4g}</td><td>{p.request_throughput:.1f}</td>"
+                    f"<td>{p.output_token_throughput:.0f}</td>{cells}</tr>")
+    return (f"<h2>Client self-check</h2><p>Against a built-in zero-latency target, after the run (latencies in ms). "
+            f"The run reached {check.needed_rate:.1f} req/s.</p><table>{head}{''.join(body)}</table>"
+            "<p class=\"note\">Capacity far above the run's rate means the client did not queue; the overhead row is "
+            "what this client and the loopback add to every latency at that rate.</p>")
 
 
 def _engine_metrics(points: Sequence[PointSummary]) -> str:

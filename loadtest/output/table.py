@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from loadtest.selfcheck import SelfCheck
 from loadtest.summary import PointSummary
 
 
@@ -34,8 +35,14 @@ def render(points: Sequence[PointSummary]) -> str:
     return out + ("errors:\n" + "\n".join(errors) + "\n" if errors else "")
 
 
-def self_check_line(check: PointSummary) -> str:
-    ttft, lag = check.stats.get("ttft"), check.stats.get("send_lag")
-    return (f"{check.completed}/{check.requests} ok at {check.x_name}={check.x:g}, {check.request_throughput:.1f} req/s"
-            + (f", TTFT p50 {_ms(ttft.p50)} ms p99 {_ms(ttft.p99)} ms" if ttft else "")
-            + (f", send lag p99 {_ms(lag.p99)} ms" if lag else ""))
+def self_check_lines(check: SelfCheck) -> str:
+    cap = check.capacity
+    out = [f"client capacity against a zero-latency target: {cap.request_throughput:.0f} req/s, "
+           f"{cap.output_token_throughput:.0f} output tok/s at concurrency {cap.x:g} (the run reached "
+           f"{check.needed_rate:.1f} req/s)"]
+    if check.at_load is not None:
+        p = check.at_load
+        out.append(f"client overhead at {p.x:.1f} req/s: " + ", ".join(
+            f"{label} p50 {_ms(st.p50)} ms p99 {_ms(st.p99)} ms" for label, name in
+            (("TTFT", "ttft"), ("ITL", "itl"), ("send lag", "send_lag")) if (st := p.stats.get(name)) is not None))
+    return "\n".join(out)

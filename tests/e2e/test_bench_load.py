@@ -58,14 +58,19 @@ def test_several_client_processes_share_one_schedule() -> None:
     assert sorted(r.index for r in closed) == list(range(40))  # each index taken exactly once
 
 
-def test_the_self_check_reports_the_clients_own_overhead() -> None:
+def test_the_self_check_reports_the_clients_capacity_and_overhead() -> None:
     with serve(sim_handler(SimOptions(ttft_ms=1, tpot_ms=1))) as url:
         result = run_bench(BenchSpec(targets=(Target(base_url=url, model="sim"),), loads=(LoadShape(concurrency=2),),
                                      num_requests=10, dataset=SHORT))
     check = result.self_check
     assert check is not None
-    assert check.target.startswith("self-check")
-    assert check.completed == check.requests > 0
-    ttft = check.stats["ttft"]
+    assert check.needed_rate == result.points[0].request_throughput
+    cap = check.capacity
+    assert cap.target.startswith("self-check")
+    assert cap.completed == cap.requests > 0
+    assert cap.request_throughput > 5 * check.needed_rate  # this client is far from its limit here
+    assert check.at_load is not None
+    assert check.at_load.x == pytest.approx(check.needed_rate)
+    ttft = check.at_load.stats["ttft"]
     assert ttft is not None
     assert ttft.p50 < 0.005  # a zero-latency target: what is left is the client and loopback
