@@ -4,6 +4,7 @@ from loadtest.bench import BenchResult, run_bench
 from loadtest.config import SLO, BenchSpec, DatasetSpec, Exclusion, LengthDist, LoadShape, Target
 from loadtest.metrics import RequestMetrics, derive
 from loadtest.record import RequestRecord
+from loadtest.selfcheck import SelfCheck
 from loadtest.summary import PointSummary
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "PointSummary",
     "RequestMetrics",
     "RequestRecord",
+    "SelfCheck",
     "Target",
     "derive",
     "run_bench",

@@ -42,9 +42,10 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
         writer.close()
 
 
-async def _serve(conn: Connection) -> None:
-    server = await asyncio.start_server(_handle, "127.0.0.1", 0, backlog=1024)
-    conn.send(server.sockets[0].getsockname()[1])
+async def _serve(conn: Connection | None, port: int = 0) -> None:
+    server = await asyncio.start_server(_handle, "127.0.0.1", port, backlog=1024)
+    if conn is not None:
+        conn.send(server.sockets[0].getsockname()[1])
     async with server:
         await server.serve_forever()
 
@@ -78,3 +79,10 @@ class ZeroLatencyServer:
         if self._proc is not None:
             self._proc.terminate()
             self._proc.join(5)
+
+
+if __name__ == "__main__":
+    # Standalone, to measure another load tester's own overhead: python -m loadtest.zero_server PORT
+    import sys
+
+    asyncio.run(_serve(None, int(sys.argv[1])))

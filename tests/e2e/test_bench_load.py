@@ -39,7 +39,7 @@ def test_an_unlimited_open_loop_client_keeps_the_schedule() -> None:
     (p,) = result.points
     lag = p.stats["send_lag"]
     assert lag is not None
-    assert lag.p99 < 0.005
+    assert lag.p99 < 0.02  # (a limited client lags by hundreds of ms here: see the test above)
     assert p.achieved_concurrency > 1.5  # ~55 ms each at 40/s: about 2 in flight
 
 
@@ -74,3 +74,26 @@ def test_the_self_check_reports_the_clients_capacity_and_overhead() -> None:
     ttft = check.at_load.stats["ttft"]
     assert ttft is not None
     assert ttft.p50 < 0.005  # a zero-latency target: what is left is the client and loopback
+
+
+def test_concurrent_targets_get_every_request_at_the_same_instant() -> None:
+    records: list[RequestRecord] = []
+    with serve(sim_handler(SimOptions(ttft_ms=5, tpot_ms=1))) as url:
+        run_bench(BenchSpec(targets=(Target(base_url=url, model="sim", label="A"),
+                                     Target(base_url=url, model="sim", label="B")),
+                            loads=(LoadShape(rate=50),), num_requests=20, concurrent_targets=True, dataset=SHORT,
+                            self_check=False), sink=records.extend)
+    a = {r.index: r for r in records if r.target == "A"}
+    b = {r.index: r for r in records if r.target == "B"}
+    assert sorted(a) == sorted(b) == list(range(20))
+    assert all(a[i].t_sched == b[i].t_sched and a[i].prompt_id == b[i].prompt_id for i in a)
+
+
+def test_a_duration_bound_closed_loop_stops_sending_at_the_duration() -> None:
+    records: list[RequestRecord] = []
+    with serve(sim_handler(SimOptions(ttft_ms=5, tpot_ms=1))) as url:
+        run_bench(BenchSpec(targets=(Target(base_url=url, model="sim"),), loads=(LoadShape(concurrency=2),),
+                            duration_s=0.5, dataset=SHORT, self_check=False), sink=records.extend)
+    assert len(records) > 10
+    assert max(r.t_sched for r in records) < 0.5
+    assert all(r.outcome == "ok" for r in records)

@@ -79,6 +79,6 @@ def test_compare_pairs_single_target_runs() -> None:
 def test_public_api() -> None:
     assert sorted(loadtest.__all__) == sorted(
         ["SLO", "BenchResult", "BenchSpec", "DatasetSpec", "Exclusion", "LengthDist", "LoadShape", "PointSummary",
-         "RequestMetrics", "RequestRecord", "Target", "derive", "run_bench"])
+         "RequestMetrics", "RequestRecord", "SelfCheck", "Target", "derive", "run_bench"])
     for name in loadtest.__all__:
         assert hasattr(loadtest, name)
