@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterator
 
 import msgspec
 import pytest
-from bench_support import gateway, serve, sim_handler
 
 from backends.sim import SimOptions
-from loadtest import BenchSpec, DatasetSpec, Exclusion, LengthDist, LoadShape, PointSummary, Target, run_bench
+from loadtest import BenchSpec, DatasetSpec, Exclusion, LengthDist, LoadShape, PointSummary, Target
+from tests.support.bench import gateway, run_isolated, serve, sim_handler
 
 TTFT_MS, TPOT_MS, OUT = 50.0, 10.0, 16
 MS = 1e-3
@@ -64,7 +64,7 @@ def test_ttft_and_tpot_match_the_simulator_without_a_gateway() -> None:
 def _check_direct(url: str, zero_url: str) -> None:
     spec = msgspec.structs.replace(_spec(Target(base_url=url, model="sim", label="direct"),
                                          Target(base_url=zero_url, model="sim", label="zero")), rounds=2)
-    p, zero = run_bench(spec).points
+    p, zero = run_isolated(spec).points
     assert p.completed == p.requests == 20
     overhead = _p50(zero, "ttft")
     assert overhead < 3 * MS
@@ -80,7 +80,7 @@ def test_ttft_and_tpot_match_the_simulator_through_the_gateway(sim_gateway: str)
 def _check_gateway(sim_gateway: str) -> None:
     # The gateway adds a constant per-request cost (parse, route, queue, relay: about 2 ms on a 2-core box).
     # A twin model with ttft_ms = 0 measures it in the same run, so TTFT - overhead is compared to the setting.
-    result = run_bench(_spec(Target(base_url=sim_gateway, model="sim-a"),
+    result = run_isolated(_spec(Target(base_url=sim_gateway, model="sim-a"),
                              Target(base_url=sim_gateway, model="sim-zero")))
     a, zero = result.points
     assert a.completed == zero.completed == 10
@@ -96,7 +96,7 @@ def test_itl_is_token_weighted_when_chunks_carry_three_tokens(sim_gateway: str) 
 
 
 def _check_chunks(sim_gateway: str) -> None:
-    result = run_bench(_spec(Target(base_url=sim_gateway, model="sim-chunk3")))
+    result = run_isolated(_spec(Target(base_url=sim_gateway, model="sim-chunk3")))
     (p,) = result.points
     assert p.completed == 10
     # Chunks arrive every 3 tokens (30 ms) and each gives 3 samples of 10 ms; raw chunk gaps stay 30 ms.

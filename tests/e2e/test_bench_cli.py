@@ -9,10 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench_support import REPO, gateway
-
 from loadtest.bench import BenchResult
 from loadtest.output.files import read_summary
+from tests.support.bench import REPO, gateway
 
 
 def _lockgate(*args: str) -> subprocess.CompletedProcess[str]:

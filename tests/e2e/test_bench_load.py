@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from bench_support import serve, sim_handler
 
 from backends.sim import SimOptions
 from loadtest import BenchSpec, DatasetSpec, LengthDist, LoadShape, RequestRecord, Target, run_bench
+from tests.support.bench import serve, sim_handler
 
 SHORT = DatasetSpec(input_len=LengthDist(mean=8), output_len=LengthDist(mean=8))
 

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from bench_support import REPO, serve, sim_handler
 
 from backends.sim import SimOptions
 from loadtest import SLO, BenchSpec, DatasetSpec, LengthDist, LoadShape, Target, run_bench
 from loadtest.output import html
+from tests.support.bench import REPO, serve, sim_handler
 
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",

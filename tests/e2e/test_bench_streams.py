@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bench_support import DONE, ROLE, Write, chunk, content, finish, serve, usage
-
 from loadtest import BenchSpec, DatasetSpec, LengthDist, LoadShape, RequestRecord, Target, run_bench
+from tests.support.bench import DONE, ROLE, Write, chunk, content, finish, serve, usage
 
 DELAY_S = 0.05
 

@@ -20,10 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 
 from backends.events import Completed, Delta, Failed
 from backends.request import ChatMessage, GenerationRequest
 from backends.sim import SimBackend, SimOptions
+from loadtest import BenchResult, BenchSpec, run_bench
+from tests.support.configs import sim_config_text
 
 REPO = Path(__file__).resolve().parents[2]
 Write = Callable[[bytes], Awaitable[None]]
@@ -140,24 +143,10 @@ def sim_handler(options: SimOptions) -> Handler:
     return handle
 
 
-SIM_CONFIG = """
-[server]
-host = "127.0.0.1"
-[auth]
-enabled = false
-{models}
-"""
-
-
 def gateway_config(models: dict[str, dict[str, float]]) -> str:
     """One model per entry, each on its own simulator backend with these options."""
-    parts = []
-    for name, opts in models.items():
-        options = ", ".join(f"{k} = {v}" for k, v in opts.items())
-        parts.append(f'[models.{name}]\nmax_context = 8192\nmax_output_tokens = 4096\n'
-                     f'backends = [{{ backend = "{name}", weight = 1 }}]\n'
-                     f'[backends.{name}]\nkind = "sim"\noptions = {{ {options} }}\n')
-    return SIM_CONFIG.format(models="\n".join(parts))
+    return sim_config_text(backends=dict(models), models={name: [(name, 1.0)] for name in models},
+                           server={"host": "127.0.0.1"})
 
 
 @contextmanager
@@ -185,3 +174,15 @@ def gateway(models: dict[str, dict[str, float]]) -> Iterator[str]:
         finally:
             proc.terminate()
             proc.wait(10)
+
+
+def _run_encoded(spec_json: bytes) -> bytes:
+    return msgspec.json.encode(run_bench(msgspec.json.decode(spec_json, type=BenchSpec)))
+
+
+def run_isolated(spec: BenchSpec) -> BenchResult:
+    """``run_bench`` in a fresh process. The test process may host other suites' threads (in-process gateways,
+    pollers) that take the GIL from the client and blur sub-millisecond timings; a spawned process has none."""
+    with mp.get_context("spawn").Pool(1) as pool:
+        data: bytes = pool.apply(_run_encoded, (msgspec.json.encode(spec),))
+    return msgspec.json.decode(data, type=BenchResult)
