@@ -22,7 +22,8 @@ MAX_CDF_SERIES = 10
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1240px}
 h1{font-size:22px} h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:8px 0 16px} td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
+table{border-collapse:collapse;margin:8px 0 16px;display:block;overflow-x:auto;max-width:100%}
+td,th{border:1px solid #ddd;padding:2px 6px;text-align:right;font-size:13px}
 th{background:#f5f5f5} td:first-child,th:first-child{text-align:left}
 .grid{stroke:#eee} .frame{fill:none;stroke:#999} .tick{font-size:11px;fill:#555} .axis{font-size:12px;fill:#333}
 .title{font-size:13px;font-weight:600} .plots{display:flex;flex-wrap:wrap;gap:8px}

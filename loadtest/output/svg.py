@@ -38,12 +38,11 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return ticks
 
 
-def _fmt(v: float) -> str:
-    if v == 0:
-        return "0"
-    if abs(v) >= 1000:
-        return f"{v:,.0f}"
-    return f"{v:.3g}"
+def tick_format(ticks: Sequence[float]) -> str:
+    """The fewest decimals that tell the ticks apart (0.05 steps need 2, 2.5 steps 1)."""
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+    decimals = next((d for d in range(7) if abs(round(step, d) - step) < step * 1e-6), 6)
+    return f",.{decimals}f"
 
 
 def line_chart(title: str, x_label: str, y_label: str, series: Sequence[Series], *, y_min: float | None = 0.0,
@@ -66,12 +65,13 @@ def line_chart(title: str, x_label: str, y_label: str, series: Sequence[Series],
     out = [f'<svg class="chart" id="{escape(chart_id)}" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
            f'xmlns="http://www.w3.org/2000/svg" role="img"><title>{escape(title)}</title>',
            f'<text x="{W / 2}" y="18" class="title" text-anchor="middle">{escape(title)}</text>']
+    xf, yf = tick_format(xt), tick_format(yt)
     for t in xt:
         out.append(f'<line x1="{sx(t):.1f}" y1="{TOP}" x2="{sx(t):.1f}" y2="{TOP + ph}" class="grid"/>'
-                   f'<text x="{sx(t):.1f}" y="{TOP + ph + 16}" text-anchor="middle" class="tick">{_fmt(t)}</text>')
+                   f'<text x="{sx(t):.1f}" y="{TOP + ph + 16}" text-anchor="middle" class="tick">{t:{xf}}</text>')
     for t in yt:
         out.append(f'<line x1="{LEFT}" y1="{sy(t):.1f}" x2="{LEFT + pw}" y2="{sy(t):.1f}" class="grid"/>'
-                   f'<text x="{LEFT - 6}" y="{sy(t) + 4:.1f}" text-anchor="end" class="tick">{_fmt(t)}</text>')
+                   f'<text x="{LEFT - 6}" y="{sy(t) + 4:.1f}" text-anchor="end" class="tick">{t:{yf}}</text>')
     out.append(f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" class="frame"/>')
     out.append(f'<text x="{LEFT + pw / 2}" y="{H - 8}" text-anchor="middle" class="axis">{escape(x_label)}</text>')
     out.append(f'<text transform="translate(14 {TOP + ph / 2}) rotate(-90)" text-anchor="middle" class="axis">'
