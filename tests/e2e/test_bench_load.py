@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 
 from backends.sim import SimOptions
@@ -54,7 +56,9 @@ def test_several_client_processes_share_one_schedule() -> None:
                             dataset=SHORT, self_check=False), sink=closed.extend)
     assert sorted(r.index for r in records) == list(range(60))
     assert all(r.outcome == "ok" for r in records)
-    assert max(r.t_send - r.t_sched for r in records) < 0.05
+    # Both processes keep one schedule: their clocks agree on the start (a wrong anchor would be seconds off).
+    assert statistics.median(r.t_send - r.t_sched for r in records) < 0.005
+    assert {r.index % 2 for r in records} == {0, 1}
     assert sorted(r.index for r in closed) == list(range(40))  # each index taken exactly once
 
 
