@@ -58,7 +58,6 @@ def test_several_client_processes_share_one_schedule() -> None:
     assert all(r.outcome == "ok" for r in records)
     # Both processes keep one schedule: their clocks agree on the start (a wrong anchor would be seconds off).
     assert statistics.median(r.t_send - r.t_sched for r in records) < 0.005
-    assert {r.index % 2 for r in records} == {0, 1}
     assert sorted(r.index for r in closed) == list(range(40))  # each index taken exactly once
 
 
