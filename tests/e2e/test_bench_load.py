@@ -41,7 +41,10 @@ def test_an_unlimited_open_loop_client_keeps_the_schedule() -> None:
     (p,) = result.points
     lag = p.stats["send_lag"]
     assert lag is not None
-    assert lag.p99 < 0.02  # (a limited client lags by hundreds of ms here: see the test above)
+    # On time at the median; a busy shared machine may delay a few sends by tens of ms, where a limited client
+    # (the test above) lags by hundreds.
+    assert lag.p50 < 0.005
+    assert lag.max < 0.2
     assert p.achieved_concurrency > 1.5  # ~55 ms each at 40/s: about 2 in flight
 
 
