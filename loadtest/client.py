@@ -21,6 +21,7 @@ from loadtest.transport import ConnectError, Transport, TransportError
 
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
 TRACE_HEADER = "x-lockgate-trace-id"
+GATEWAY_HEADER_PREFIX = "x-lockgate-"
 
 
 def request_body(spec: BenchSpec, target: Target, prompt: Prompt) -> dict[str, Any]:
@@ -150,6 +151,7 @@ async def send(
             r.status = resp.status
             r.trace_id = resp.headers.get(TRACE_HEADER)
             r.request_id = resp.headers.get("x-request-id")
+            r.gateway_headers = {k: v for k, v in resp.headers.items() if k.startswith(GATEWAY_HEADER_PREFIX)}
             if resp.status != 200:
                 body = await resp.aread()
                 r.error_type, r.error_message = f"http_{resp.status}", body[:500].decode(errors="replace")

@@ -46,5 +46,8 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     """The gateway's ``x-lockgate-trace-id`` response header, when present."""
     request_id: str | None = None
     """The ``x-request-id`` response header, when present (lockgate and vLLM send one)."""
+    gateway_headers: dict[str, str] = msgspec.field(default_factory=dict)
+    """lockgate's own ``x-lockgate-*`` response headers (backend, route, queue-ms, ttft-ms as the gateway saw
+    it), to set the client's view beside the gateway's."""
     measured: bool = True
     """False for warm-up and cool-down requests (decided after the run)."""

@@ -47,6 +47,7 @@ def test_bench_writes_every_output_and_compare_diffs_two_runs(tmp_path: Path) ->
     assert sum(not r["measured"] for r in rows) == 2 * 2 * 2
     assert {r["outcome"] for r in rows} == {"ok"}
     assert all(r["request_id"] for r in rows)
+    assert all(r["gateway_headers"]["x-lockgate-backend"] in ("fast", "slow") for r in rows)
     first = rows[0]
     for key in ("t_sched", "t_send", "t_first", "t_last", "chunk_offsets", "chunk_tokens", "n_out_source", "ttft",
                 "ttft_sched", "tpot", "e2e"):
@@ -68,6 +69,9 @@ def test_bench_writes_every_output_and_compare_diffs_two_runs(tmp_path: Path) ->
     assert fast.stats["ttft"].p50 < slow.stats["ttft"].p50
     assert fast.slo_attainment > slow.slo_attainment  # TTFT SLO of 20 ms: met by fast, missed by slow
     assert all(t.api_key is None for t in summary.spec.targets)
+    # --scrape-metrics: the gateway's /metrics counters moved by this run's requests.
+    assert fast.metrics_delta is not None
+    assert any(k.startswith("gen_ai_server_time_to_first_token_seconds_count") for k in fast.metrics_delta)
 
     with (a / "summary.csv").open() as f:
         table = list(csv.DictReader(f))
