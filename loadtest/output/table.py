@@ -12,19 +12,23 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.2f}"
 
 
+LATENCY_COLUMNS = (("ttft", "p50"), ("ttft", "p99"), ("ttft_sched", "p99"), ("tpot", "p50"), ("tpot", "p99"),
+                   ("itl", "p50"), ("e2e", "p50"), ("e2e", "p99"))
+
+
+def _stat(p: PointSummary, name: str, field: str) -> str:
+    st = p.stats.get(name)
+    return _ms(getattr(st, field)) if st is not None else "-"
+
+
 def render(points: Sequence[PointSummary]) -> str:
     head = ("target", "load", "ok/req", "req/s", "out tok/s", "conc", "goodput", "TTFT p50", "TTFT p99",
             "TTFTs p99", "TPOT p50", "TPOT p99", "ITL p50", "E2E p50", "E2E p99")
-    rows = [head]
+    rows: list[tuple[str, ...]] = [head]
     for p in points:
-        def pct(name: str, field: str, p: PointSummary = p) -> str:
-            st = p.stats.get(name)
-            return _ms(getattr(st, field)) if st is not None else "-"
-
         rows.append((p.target, f"{p.x_name[:4]}={p.x:g}", f"{p.completed}/{p.requests}", f"{p.request_throughput:.2f}",
                      f"{p.output_token_throughput:.1f}", f"{p.achieved_concurrency:.2f}", f"{p.goodput:.2f}",
-                     pct("ttft", "p50"), pct("ttft", "p99"), pct("ttft_sched", "p99"), pct("tpot", "p50"),
-                     pct("tpot", "p99"), pct("itl", "p50"), pct("e2e", "p50"), pct("e2e", "p99")))
+                     *(_stat(p, name, field) for name, field in LATENCY_COLUMNS)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
              for r in rows]

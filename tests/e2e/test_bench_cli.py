@@ -29,13 +29,13 @@ def test_help_shows_examples() -> None:
 def test_bench_writes_every_output_and_compare_diffs_two_runs(tmp_path: Path) -> None:
     with gateway({"fast": {"ttft_ms": 10, "tpot_ms": 2}, "slow": {"ttft_ms": 30, "tpot_ms": 4}}) as url:
         runs = []
-        for name, rate in (("a", "20"), ("b", "30")):
+        for name, rate, endpoint in (("a", "20", "chat"), ("b", "30", "completions")):
             out = tmp_path / name
             res = _lockgate("bench", "--target", f"{url},model=fast,label=fast", "--target",
                             f"{url},model=slow,label=slow", "--rate", rate, "--arrival", "gamma", "--burstiness",
                             "0.5", "-n", "12", "--warmup", "2", "--input-len", "uniform:16:4", "--output-len", "8",
                             "--slo-ttft-ms", "20", "--rounds", "2", "--no-self-check", "--scrape-metrics",
-                            "--out", str(out))
+                            "--endpoint", endpoint, "--out", str(out))
             assert res.returncode == 0, res.stderr
             runs.append(out)
     a = runs[0]
@@ -83,6 +83,9 @@ def test_bench_writes_every_output_and_compare_diffs_two_runs(tmp_path: Path) ->
     assert cmp.returncode == 0, cmp.stderr
     assert "fast vs fast at rate=20 (B: rate=30)" in cmp.stdout
     assert "TTFT p50 ms" in cmp.stdout
+    b = read_summary(runs[1] / "summary.json")  # /v1/completions streams text chunks: measured all the same
+    assert [p.completed for p in b.points] == [20, 20]
+    assert all(p.stats["tpot"] is not None for p in b.points)
 
 
 def test_bad_arguments_exit_2_with_a_reason() -> None:
