@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lockgate-installed
 
-.PHONY: setup run test lint typecheck unit redis clean
+.PHONY: setup run test lint typecheck unit redis chromium clean
 
 setup: $(STAMP)
 
@@ -27,7 +27,10 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-unit: setup redis
+chromium:
+	$(PYTHON) scripts/ensure_chromium.py
+
+unit: setup redis chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit

@@ -15,6 +15,7 @@ from gateway.auth import hash_key
 from gateway.commands import experiments as experiments_command
 from gateway.config.loader import ConfigError, default_config_text, load_config, load_default_config
 from gateway.config.schema import Config
+from loadtest.cli import add_bench_parser
 
 EXAMPLES = """\
 examples:
@@ -172,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     default.set_defaults(func=_cmd_default)
     experiments_command.add_parser(sub)
     add_sim_server_parser(sub)
+    add_bench_parser(sub)
     return parser
 
 
