@@ -6,8 +6,9 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import msgspec
+from opentelemetry.trace import Tracer
 
-from backends.protocol import Backend, BackendPlugin
+from backends.protocol import Backend, BackendPlugin, Traced
 
 ENTRY_POINT_GROUP = "lockgate.backends"
 
@@ -51,3 +52,13 @@ class PluginRegistry:
 
     def create(self, name: str, kind: str, options: dict[str, Any]) -> Backend:
         return self.get(kind).create(name, self.convert_options(kind, options))
+
+    def build(self, specs: dict[str, tuple[str, dict[str, Any]]], tracer: Tracer | None = None) -> dict[str, Backend]:
+        """Backends by name from ``{name: (kind, options)}``; those that trace their own calls get ``tracer``.
+        Every process that hosts backends (``serve``, ``worker``) builds them here, so none is missed."""
+        backends = {name: self.create(name, kind, options) for name, (kind, options) in specs.items()}
+        if tracer is not None:
+            for backend in backends.values():
+                if isinstance(backend, Traced):
+                    backend.use_tracer(tracer)
+        return backends

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 
-from backends.protocol import Backend, Health, HealthState, Traced
+from backends.protocol import Backend, Health, HealthState
 from backends.registry import PluginRegistry
 from dispatch.contract import BackendStatus
 from dispatch.embedded import EmbeddedDispatcher
@@ -41,11 +41,8 @@ class Runtime:
         self.config = config
         registry = registry or PluginRegistry.discover()
         self.telemetry = telemetry or Telemetry.build(config.telemetry)
-        self.backends: dict[str, Backend] = {
-            name: registry.create(name, b.kind, b.options) for name, b in config.backends.items()}
-        for backend in self.backends.values():
-            if isinstance(backend, Traced):
-                backend.use_tracer(self.telemetry.tracer)
+        self.backends: dict[str, Backend] = registry.build(
+            {name: (b.kind, b.options) for name, b in config.backends.items()}, self.telemetry.tracer)
         concurrency = {n: b.concurrency for n, b in config.backends.items() if b.concurrency}
         self.dispatcher: EmbeddedDispatcher | RedisDispatcher
         self.worker: RedisWorker | None = None

@@ -37,8 +37,8 @@ def select_backends(config: Config, names: list[str] | None) -> list[str]:
 async def serve_worker(config: Config, names: list[str], stop: asyncio.Event) -> None:
     registry = PluginRegistry.discover()
     telemetry = Telemetry.build(config.telemetry)
-    backends: dict[str, Backend] = {
-        n: registry.create(n, config.backends[n].kind, config.backends[n].options) for n in names}
+    backends: dict[str, Backend] = registry.build(
+        {n: (config.backends[n].kind, config.backends[n].options) for n in names}, telemetry.tracer)
     await asyncio.gather(*(b.start() for b in backends.values()))
     worker = RedisWorker(backends, config.dispatch, url=redis_url(config.dispatch), telemetry=telemetry,
                          concurrency={n: c for n in names if (c := config.backends[n].concurrency)})
