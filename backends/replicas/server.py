@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import uvicorn
 
 from backends.replicas.app import ReplicaApp, build_replica
+from backends.replicas.request_log import RequestLog
 from backends.sim.engine import SimBackend
 from backends.sim.options import SimOptions
 
@@ -48,6 +50,8 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--ttft-ms", type=float, help="simulated prefill time")
     parser.add_argument("--tpot-ms", type=float, help="simulated time per output token")
     parser.add_argument("--max-model-len", type=int, help="simulated context length")
+    parser.add_argument("--request-log", metavar="FILE",
+                        help="append one JSON line per request received (path, traceparent, x-request-id)")
     parser.add_argument("--sim", action="append", default=[], metavar="KEY=VALUE",
                         help="any other simulator option (see SimOptions), repeatable")
     parser.set_defaults(func=_run)
@@ -66,5 +70,6 @@ def _run(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else DEFAULT_PORTS[args.protocol]
     print(f"lockgate sim-server: {args.protocol} protocol replica (simulated engine, not a real one) "
           f"serving model {args.model!r} on http://{args.host}:{port}", flush=True)
-    uvicorn.run(app, host=args.host, port=port, log_level="warning", lifespan="on")
+    served: ReplicaApp | RequestLog = RequestLog(app, Path(args.request_log)) if args.request_log else app
+    uvicorn.run(served, host=args.host, port=port, log_level="warning", lifespan="on")
     return 0
