@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from backends.events import Completed, Delta
+from backends.events import Completed, Delta, Failed
 from backends.request import GenerationRequest
 
 DONE = b"data: [DONE]\n\n"
@@ -93,3 +93,26 @@ class OpenAIWire:
         body = {"id": self.id, "object": "chat.completion" if self.chat else "text_completion",
                 "created": self.created, "model": self.model, "choices": choices, "usage": self._usage()}
         return msgspec.json.encode(_clean(body) if self.omit_nulls else body)
+
+
+class WireStream:
+    """A stream in OpenAI's format. The engines differ only in how a failure is written: subclasses
+    override ``failed``."""
+
+    def __init__(self, wire: OpenAIWire) -> None:
+        self.wire = wire
+
+    def head(self) -> bytes:
+        return self.wire.head()
+
+    def delta(self, d: Delta) -> bytes:
+        return self.wire.delta(d)
+
+    def completed(self, c: Completed) -> bytes:
+        return self.wire.completed(c)
+
+    def full(self, c: Completed) -> bytes:
+        return self.wire.full(c)
+
+    def failed(self, f: Failed) -> bytes | None:
+        raise NotImplementedError

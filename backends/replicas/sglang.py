@@ -14,7 +14,7 @@ from backends.events import Completed, Delta, Failed
 from backends.protocol import Load
 from backends.replicas.asgi import JSON, TEXT
 from backends.replicas.dialect import Route
-from backends.replicas.openai_wire import DONE, OpenAIWire
+from backends.replicas.openai_wire import DONE, OpenAIWire, WireStream
 from backends.replicas.parse import openai_request, sglang_generate_request
 from backends.request import GenerationRequest
 
@@ -69,27 +69,12 @@ class NativeStream:
             "completion_tokens": c.completion_tokens}})
 
 
-class OpenAIStream:
-    def __init__(self, wire: OpenAIWire) -> None:
-        self.wire = wire
-
-    def head(self) -> bytes:
-        return self.wire.head()
-
-    def delta(self, d: Delta) -> bytes:
-        return self.wire.delta(d)
-
-    def completed(self, c: Completed) -> bytes:
-        return self.wire.completed(c)
-
+class OpenAIStream(WireStream):
     def failed(self, f: Failed) -> bytes | None:
         status = f.status if f.status >= 400 else 500
         err = {"error": {"object": "error", "message": f.message, "type": "InternalServerError", "param": None,
                          "code": status}}
         return b"data: " + msgspec.json.encode(err) + b"\n\n" + DONE
-
-    def full(self, c: Completed) -> bytes:
-        return self.wire.full(c)
 
 
 class SglangDialect:

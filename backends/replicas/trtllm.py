@@ -13,7 +13,7 @@ from backends.events import Completed, Delta, Failed
 from backends.protocol import Load
 from backends.replicas.asgi import JSON, TEXT
 from backends.replicas.dialect import Route
-from backends.replicas.openai_wire import OpenAIWire
+from backends.replicas.openai_wire import OpenAIWire, WireStream
 from backends.replicas.parse import openai_request, triton_request
 from backends.request import GenerationRequest
 
@@ -39,24 +39,9 @@ class UnknownFields(ValueError):
     pass
 
 
-class TrtllmStream:
-    def __init__(self, wire: OpenAIWire) -> None:
-        self.wire = wire
-
-    def head(self) -> bytes:
-        return self.wire.head()
-
-    def delta(self, d: Delta) -> bytes:
-        return self.wire.delta(d)
-
-    def completed(self, c: Completed) -> bytes:
-        return self.wire.completed(c)
-
+class TrtllmStream(WireStream):
     def failed(self, f: Failed) -> bytes | None:
         return None  # an exception in trtllm-serve's generator ends the response without a word
-
-    def full(self, c: Completed) -> bytes:
-        return self.wire.full(c)
 
 
 class TritonStream:

@@ -8,11 +8,11 @@ from typing import Any
 
 import msgspec
 
-from backends.events import Completed, Delta, Failed
+from backends.events import Failed
 from backends.protocol import Load
 from backends.replicas.asgi import JSON, TEXT
 from backends.replicas.dialect import Route
-from backends.replicas.openai_wire import DONE, OpenAIWire
+from backends.replicas.openai_wire import DONE, OpenAIWire, WireStream
 from backends.replicas.parse import BadRequest, openai_request
 from backends.request import GenerationRequest
 
@@ -24,24 +24,9 @@ def nested_error(message: str, status: int, param: str | None = None) -> bytes:
                                           "param": param, "code": status}})
 
 
-class VllmStream:
-    def __init__(self, wire: OpenAIWire) -> None:
-        self.wire = wire
-
-    def head(self) -> bytes:
-        return self.wire.head()
-
-    def delta(self, d: Delta) -> bytes:
-        return self.wire.delta(d)
-
-    def completed(self, c: Completed) -> bytes:
-        return self.wire.completed(c)
-
+class VllmStream(WireStream):
     def failed(self, f: Failed) -> bytes | None:
         return b"data: " + nested_error(f.message, f.status if f.status >= 400 else 500) + b"\n\n" + DONE
-
-    def full(self, c: Completed) -> bytes:
-        return self.wire.full(c)
 
 
 class VllmDialect:
