@@ -205,6 +205,10 @@ async def _stream(first: Delta | Completed, execution: Execution, renderer: Rend
                 if chunk:
                     yield chunk
                 recorder.chunk_sent(event)
+                # When the engine runs ahead, events are already buffered and nothing above suspends; without
+                # this pass through the loop a disconnect (and the cancellation it triggers) would wait for the
+                # whole burst to be written into a closed connection.
+                await asyncio.sleep(0)
             elif isinstance(event, Completed):
                 recorder.completed(event, renderer.id)
                 yield opening + renderer.closing(event)

@@ -91,3 +91,21 @@ async def test_disconnect_while_waiting_non_streamed_cancels_the_job() -> None:
         assert sim.started_requests == 1
         assert server.wait_for(lambda: server.runtime.dispatcher.running("sim") == 0, timeout=2)
         assert sim.cancelled_requests == 1
+
+
+@pytest.mark.anyio
+async def test_disconnect_during_a_burst_cancels_the_job_promptly() -> None:
+    # The engine runs far ahead of the client (zero per-token time), so events are always buffered and the
+    # stream never waits for one: the disconnect must still be noticed while the burst is being written.
+    config = sim_config(backends={"sim": {"ttft_ms": 1, "tpot_ms": 0, "max_model_len": 100_000}},
+                        server={"max_buffered_events": 256}, max_output_tokens=50_000, max_context=100_000)
+    with LiveServer(config) as server:
+        sim = server.runtime.backends["sim"]
+        assert isinstance(sim, SimBackend)
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client, \
+                client.stream("POST", CHAT, json=body("burst", 50_000)) as resp:
+            assert resp.status_code == 200
+            async for _ in resp.aiter_lines():
+                break
+        assert server.wait_for(lambda: sim.cancelled_requests == 1, timeout=10)
+        assert sim.completed_requests == 0
