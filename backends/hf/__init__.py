@@ -1,0 +1,1 @@
+"""The ``hf`` kind: Transformers models on PyTorch, continuously batched in-process."""

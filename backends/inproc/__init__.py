@@ -1,0 +1,1 @@
+"""Shared pieces of the in-process engines (``hf``, ``onnx``): sequences, detokenization, the thread bridge."""

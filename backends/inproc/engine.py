@@ -1,0 +1,34 @@
+"""What the async adapter needs from an in-process engine, whatever runs the model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence as Seq
+from typing import Protocol
+
+from backends.inproc.sequence import Sequence
+from backends.request import ChatMessage
+
+
+class InprocEngine(Protocol):
+    max_model_len: int
+    eos_ids: frozenset[int]
+
+    def encode_chat(self, messages: Seq[ChatMessage]) -> list[int]: ...
+
+    def encode_text(self, prompt: str) -> list[int]: ...
+
+    def decode(self, ids: Seq[int]) -> str: ...
+
+    def submit(self, seq: Sequence) -> None:
+        """Queue a sequence; raises ``QueueFull`` or ``RuntimeError`` (engine dead)."""
+        ...
+
+    def cancelled(self, seq: Sequence) -> None:
+        """``seq.cancelled`` was set: free its slot at the next step."""
+        ...
+
+    def running(self) -> int: ...
+
+    def waiting(self) -> int: ...
+
+    def close(self) -> None: ...

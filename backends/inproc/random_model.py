@@ -1,0 +1,67 @@
+"""Builds a random-weight Llama with a byte-level BPE tokenizer, for tests and benchmarks (no downloads here).
+
+Weight values don't change what the engine does or costs, so a random model of a real architecture stands in
+for the real one. The tokenizer is byte-level BPE (onnxruntime-genai rejects WordLevel) with a chat template,
+and the model's vocabulary is exactly the tokenizer's size.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import msgspec
+
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}{{ eos_token }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+SPECIAL = ["<s>", "</s>", "<pad>"]
+_WORDS = ("the a one two cat dog model token batch queue engine runs fast slow green red blue seven over under "
+          "gateway request stream answer prompt café naïve über 東京 数据 😀 🚀 hello world lock gate").split()
+
+
+class LlamaShape(msgspec.Struct, frozen=True):
+    hidden: int = 128
+    intermediate: int = 256
+    layers: int = 2
+    heads: int = 4
+    kv_heads: int = 2
+    vocab: int = 400
+    max_position: int = 512
+    dtype: str = "float32"
+
+
+def corpus(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(_WORDS) for _ in range(rng.randint(4, 16))) + "." for _ in range(n)]
+
+
+def build_random_llama(out: Path, shape: LlamaShape, *, seed: int = 0, sentences: int = 2000) -> Path:
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    out.mkdir(parents=True, exist_ok=True)
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=shape.vocab, special_tokens=SPECIAL,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    bpe.train_from_iterator(corpus(sentences, seed), trainer=trainer)
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    tok.chat_template = CHAT_TEMPLATE
+    tok.save_pretrained(out)
+    vocab = len(tok)
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=vocab, hidden_size=shape.hidden, intermediate_size=shape.intermediate,
+        num_hidden_layers=shape.layers, num_attention_heads=shape.heads, num_key_value_heads=shape.kv_heads,
+        max_position_embeddings=shape.max_position, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id, tie_word_embeddings=False,
+    )
+    model = LlamaForCausalLM(config).to(getattr(torch, shape.dtype))
+    model.save_pretrained(out)
+    if not tok.encode("some text"):
+        raise RuntimeError("the tokenizer encodes text to nothing")
+    return out
