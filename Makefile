@@ -1,5 +1,6 @@
 # make run   - set everything up, then serve the built-in default (model "sim-small" on the simulator)
-# make test  - set everything up (virtualenv, packages, a Redis if none is reachable), then lint, type-check, test
+# make test  - set everything up (virtualenv, packages incl. the hf/onnx engines, a Redis if none is reachable),
+#              then lint, type-check, test
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -12,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,hf,onnx]'
 	touch $(STAMP)
 
 run: setup

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
+from backends.onnx.export import add_models_parser
 from backends.replicas.server import add_parser as add_sim_server_parser
 from gateway import __version__
 from gateway.auth import hash_key
@@ -174,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiments_command.add_parser(sub)
     add_sim_server_parser(sub)
     add_bench_parser(sub)
+    add_models_parser(sub)
     return parser
 
 

@@ -23,7 +23,8 @@ class HfBatch:
         self._model = model
         self._device = device
         self._sampler = Sampler(device)
-        self._cache: DynamicCache | None = None
+        # Any: transformers types cache layers as a union that includes layers without keys/values.
+        self._cache: Any = None
         self._pads: list[int] = []  # left padding columns of each row
         self._rows: list[Sequence] = []
 
@@ -37,13 +38,13 @@ class HfBatch:
     @torch.inference_mode()
     def prefill(self, seq: Sequence) -> int:
         ids = torch.tensor([seq.prompt_ids], dtype=torch.long, device=self._device)
-        cache = DynamicCache(config=self._model.config)
+        cache: Any = DynamicCache(config=self._model.config)
         out = self._model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
         token = self._sampler.sample(out.logits[:, -1, :], [seq])[0]
         self._splice(cache, seq)
         return token
 
-    def _splice(self, cache: DynamicCache, seq: Sequence) -> None:
+    def _splice(self, cache: Any, seq: Sequence) -> None:
         if self._cache is None:
             self._cache, self._pads, self._rows = cache, [0], [seq]
             return
@@ -57,7 +58,8 @@ class HfBatch:
 
     @torch.inference_mode()
     def decode(self, seqs: list[Sequence]) -> list[int]:
-        assert self._cache is not None and len(seqs) == len(self._rows)
+        assert self._cache is not None
+        assert len(seqs) == len(self._rows)
         width = self.width
         pads = torch.tensor(self._pads, device=self._device)
         cols = torch.arange(width + 1, device=self._device)

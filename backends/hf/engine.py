@@ -22,8 +22,9 @@ class HfEngine:
         device = torch.device(options.device)
         dtype = _DTYPES.get(options.dtype) or (torch.float32 if device.type == "cpu" else torch.bfloat16)
         self.tokenizer: Any = AutoTokenizer.from_pretrained(options.model)
-        self.model: Any = AutoModelForCausalLM.from_pretrained(
-            options.model, dtype=dtype, attn_implementation=options.attn_implementation).to(device).eval()
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            options.model, dtype=dtype, attn_implementation=options.attn_implementation)
+        self.model: Any = model.to(device).eval()
         config_len = int(getattr(self.model.config, "max_position_embeddings", 0) or 2048)
         self.max_model_len = min(options.max_model_len or config_len, config_len)
         self.eos_ids = frozenset(_eos_ids(self.model, self.tokenizer))

@@ -19,6 +19,7 @@ from backends.inproc.sink import EventSink
 from backends.protocol import Health, HealthState, Load
 from backends.request import GenerationRequest
 
+
 class InprocBackend:
     """Generic over the engine: ``hf`` and ``onnx`` differ only in the ``load`` function that builds the engine."""
 

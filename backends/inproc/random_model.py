@@ -17,8 +17,11 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
 SPECIAL = ["<s>", "</s>", "<pad>"]
-_WORDS = ("the a one two cat dog model token batch queue engine runs fast slow green red blue seven over under "
-          "gateway request stream answer prompt café naïve über 東京 数据 😀 🚀 hello world lock gate").split()
+_WORDS = (
+    "the", "a", "one", "two", "cat", "dog", "model", "token", "batch", "queue", "engine", "runs", "fast",
+    "slow", "green", "red", "blue", "seven", "over", "under", "gateway", "request", "stream", "answer",
+    "prompt", "café", "naïve", "über", "東京", "数据", "😀", "🚀", "hello", "world", "lock", "gate",
+)
 
 
 class LlamaShape(msgspec.Struct, frozen=True):
@@ -49,7 +52,7 @@ def build_random_llama(out: Path, shape: LlamaShape, *, seed: int = 0, sentences
     trainer = trainers.BpeTrainer(vocab_size=shape.vocab, special_tokens=SPECIAL,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     bpe.train_from_iterator(corpus(sentences, seed), trainer=trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>")  # type: ignore[no-untyped-call]
     tok.chat_template = CHAT_TEMPLATE
     tok.save_pretrained(out)
     vocab = len(tok)

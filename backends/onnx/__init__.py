@@ -1,0 +1,1 @@
+"""The ``onnx`` kind: models exported for onnxruntime-genai, batched by its ``Engine`` in-process."""
