@@ -35,12 +35,17 @@ class LlamaShape(msgspec.Struct, frozen=True):
     dtype: str = "float32"
 
 
-def corpus(n: int, seed: int = 0) -> list[str]:
+def corpus(n: int, seed: int = 0, pseudo_words: int = 0) -> list[str]:
+    """Sentences of fixed words plus, for large vocabularies, random pseudo-words (more distinct merges to learn)."""
     rng = random.Random(seed)
-    return [" ".join(rng.choice(_WORDS) for _ in range(rng.randint(4, 16))) + "." for _ in range(n)]
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words = list(_WORDS)
+    words += ["".join(rng.choice(letters) for _ in range(rng.randint(3, 10))) for _ in range(pseudo_words)]
+    return [" ".join(rng.choice(words) for _ in range(rng.randint(4, 16))) + "." for _ in range(n)]
 
 
-def build_random_llama(out: Path, shape: LlamaShape, *, seed: int = 0, sentences: int = 2000) -> Path:
+def build_random_llama(out: Path, shape: LlamaShape, *, seed: int = 0, sentences: int = 2000,
+                       pseudo_words: int = 0, device: str = "cpu") -> Path:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -51,7 +56,7 @@ def build_random_llama(out: Path, shape: LlamaShape, *, seed: int = 0, sentences
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=shape.vocab, special_tokens=SPECIAL,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    bpe.train_from_iterator(corpus(sentences, seed), trainer=trainer)
+    bpe.train_from_iterator(corpus(sentences, seed, pseudo_words), trainer=trainer)
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>")  # type: ignore[no-untyped-call]
     tok.chat_template = CHAT_TEMPLATE
     tok.save_pretrained(out)
@@ -63,7 +68,9 @@ def build_random_llama(out: Path, shape: LlamaShape, *, seed: int = 0, sentences
         max_position_embeddings=shape.max_position, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id, tie_word_embeddings=False,
     )
-    model = LlamaForCausalLM(config).to(getattr(torch, shape.dtype))
+    # Built directly on the target device: initialising billions of weights on a CPU takes minutes.
+    with torch.device(device):
+        model = LlamaForCausalLM(config).to(getattr(torch, shape.dtype))
     model.save_pretrained(out)
     if not tok.encode("some text"):
         raise RuntimeError("the tokenizer encodes text to nothing")

@@ -18,6 +18,7 @@ from typing import Protocol
 import msgspec
 
 from backends.inproc.sequence import Sequence
+from backends.inproc.sink import flush
 
 log = logging.getLogger("lockgate.inproc")
 
@@ -46,6 +47,8 @@ class StepRecord(msgspec.Struct, frozen=True):
     """Sequences decoded together in this step."""
     prefilled: int
     """Sequences that joined the batch just before this step."""
+    duration_ns: int = 0
+    """Model time of the decode step (forward pass and sampling)."""
 
 
 class QueueFull(Exception):
@@ -66,6 +69,7 @@ class Scheduler:
         self.steps: collections.deque[StepRecord] = collections.deque(maxlen=step_log_size)
         self.max_batch_seen = 0
         self.dead: str | None = None
+        self._touched: list[Sequence] = []  # sequences with events to deliver at the end of this step
         self._thread = threading.Thread(target=self._run, name=f"lockgate-engine-{name}", daemon=True)
 
     def start(self) -> None:
@@ -107,19 +111,24 @@ class Scheduler:
                         self._cond.wait()
                     if self._stopping:
                         break
-                self._step()
+                try:
+                    self._step()
+                finally:
+                    flush(s.sink for s in self._touched)
+                    self._touched = []
             self._fail_all("the engine was shut down", status=503)
         except BaseException as exc:  # the thread must never die silently with clients waiting
             log.exception("engine thread crashed")
             self.dead = f"engine thread crashed: {type(exc).__name__}: {exc}"
             self._fail_all(self.dead, status=500)
-            raise
 
     def _step(self) -> None:
         self._drop(lambda s: s.cancelled)
         admitted = self._admit()
         if not self._running:
             return
+        self._touched += self._running
+        started = time.perf_counter_ns()
         try:
             tokens = self._runner.decode(self._running)
         except Exception as exc:
@@ -131,7 +140,8 @@ class Scheduler:
             return
         size = len(self._running)
         self.max_batch_seen = max(self.max_batch_seen, size)
-        self.steps.append(StepRecord(t_ns=time.time_ns(), batch_size=size, prefilled=admitted))
+        self.steps.append(StepRecord(t_ns=time.time_ns(), batch_size=size, prefilled=admitted,
+                                     duration_ns=time.perf_counter_ns() - started))
         for seq, token in zip(self._running, tokens, strict=True):
             seq.on_token(token)
         self._drop(lambda s: s.finished)
@@ -150,12 +160,14 @@ class Scheduler:
                 self._waiting.popleft()
             if seq.cancelled:
                 continue
+            self._touched.append(seq)
             try:
                 token = self._runner.prefill(seq)
             except Exception as exc:
                 log.exception("prefill failed")
                 seq.fail(f"engine prefill failed: {type(exc).__name__}: {exc}")
                 # The runner appends the row only on success, but a half-done append leaves it unknown.
+                self._touched += self._running
                 for other in self._running:
                     other.fail(f"engine prefill failed: {type(exc).__name__}: {exc}")
                 self._running = []
@@ -183,6 +195,7 @@ class Scheduler:
             self._running = []
         for seq in pending:
             seq.fail(message, status=status)
+        flush(s.sink for s in pending)
 
 
 class _Pred(Protocol):

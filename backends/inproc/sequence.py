@@ -53,7 +53,7 @@ class Sequence:
         # write visible; the engine thread reads ``cancelled`` once per step.
         self.cancelled = False
         self.finished = False
-        self._sink = sink
+        self.sink = sink
         self._detok = IncrementalDetokenizer(decode)
         self._stops = StopScanner(stop)
         self._pending_tokens = 0
@@ -102,16 +102,16 @@ class Sequence:
         if self.finished:
             return
         self.finished = True
-        self._sink.put(Failed(type=type_, message=message, status=status, retryable=retryable and not self.generated,
+        self.sink.put(Failed(type=type_, message=message, status=status, retryable=retryable and not self.generated,
                               code=code))
 
     def _emit(self, text: str) -> None:
-        self._sink.put(Delta(text=text, tokens=self._pending_tokens, t_ns=time.time_ns()))
+        self.sink.put(Delta(text=text, tokens=self._pending_tokens, t_ns=time.time_ns()))
         self._pending_tokens = 0
 
     def _finish(self, text: str, reason: str) -> None:
         if text or self._pending_tokens:
             self._emit(text)
         self.finished = True
-        self._sink.put(Completed(finish_reasons=(reason,), prompt_tokens=self.prompt_len,
+        self.sink.put(Completed(finish_reasons=(reason,), prompt_tokens=self.prompt_len,
                                  completion_tokens=len(self.generated)))

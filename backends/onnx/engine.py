@@ -22,6 +22,7 @@ import tokenizers
 
 from backends.inproc.scheduler import QueueFull, StepRecord
 from backends.inproc.sequence import Sequence
+from backends.inproc.sink import flush
 from backends.onnx.options import OnnxOptions
 from backends.request import ChatMessage
 
@@ -57,6 +58,7 @@ class OnnxEngine:
         self.dead: str | None = None
         self.steps: collections.deque[StepRecord] = collections.deque(maxlen=options.step_log_size)
         self.max_batch_seen = 0
+        self._touched: list[Sequence] = []  # sequences with events to deliver at the end of this step
         self._thread = threading.Thread(target=self._run, name=f"lockgate-engine-{name}", daemon=True)
         self._thread.start()
         self._loaded.wait()
@@ -142,18 +144,11 @@ class OnnxEngine:
                 with self._cond:
                     new = list(self._submitted)
                     self._submitted.clear()
-                for seq in new:
-                    self._begin(seq)
-                self._send_cancels()
-                if not self._engine.has_pending_requests():
-                    continue
                 try:
-                    events = self._engine.run(buffer)
-                except Exception as exc:
-                    log.exception("engine step failed")
-                    self._fail_live(f"engine step failed: {type(exc).__name__}: {exc}")
-                    continue
-                self._dispatch(events)
+                    self._step(new, buffer)
+                finally:
+                    flush(s.sink for s in self._touched)
+                    self._touched = []
             self._fail_live("the engine was shut down", status=503)
         except BaseException as exc:  # never leave clients waiting on a dead thread
             log.exception("engine thread crashed")
@@ -163,12 +158,28 @@ class OnnxEngine:
                 self._submitted.clear()
             for seq in pending:
                 seq.fail(self.dead)
+            flush(s.sink for s in pending)
             self._fail_live(self.dead)
-            raise
+
+    def _step(self, new: list[Sequence], buffer: Any) -> None:
+        for seq in new:
+            self._begin(seq)
+        self._send_cancels()
+        if not self._engine.has_pending_requests():
+            return
+        started = time.perf_counter_ns()
+        try:
+            events = self._engine.run(buffer)
+        except Exception as exc:
+            log.exception("engine step failed")
+            self._fail_live(f"engine step failed: {type(exc).__name__}: {exc}")
+            return
+        self._dispatch(events, time.perf_counter_ns() - started)
 
     def _begin(self, seq: Sequence) -> None:
         if seq.cancelled:
             return
+        self._touched.append(seq)
         try:
             request = self._engine.create_request()
             turn_options = og.TurnOptions(request)
@@ -197,12 +208,13 @@ class OnnxEngine:
                 live.cancel_sent = True
                 live.request.cancel_turn(live.turn)
 
-    def _dispatch(self, events: Any) -> None:
+    def _dispatch(self, events: Any, duration_ns: int) -> None:
         tokens = 0
         for event in events:
             live = self._live.get(id(event.request))
             if live is None:
                 continue
+            self._touched.append(live.seq)
             flags = int(event.flags)
             if flags & _TOKEN:
                 tokens += 1
@@ -215,7 +227,7 @@ class OnnxEngine:
                 self._close(live)
         if tokens:
             self.max_batch_seen = max(self.max_batch_seen, tokens)
-            self.steps.append(StepRecord(t_ns=time.time_ns(), batch_size=tokens, prefilled=0))
+            self.steps.append(StepRecord(t_ns=time.time_ns(), batch_size=tokens, prefilled=0, duration_ns=duration_ns))
         # Sequences that finished on our side (stop strings) are cancelled in the engine before its next step.
         self._send_cancels()
 
@@ -224,6 +236,8 @@ class OnnxEngine:
         live.request.close()
 
     def _fail_live(self, message: str, *, status: int = 500) -> None:
+        failed = [live.seq for live in self._live.values()]
         for live in list(self._live.values()):
             live.seq.fail(message, status=status)
             self._close(live)
+        flush(seq.sink for seq in failed)

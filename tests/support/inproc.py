@@ -1,0 +1,27 @@
+"""Gateway configs serving the tiny model on the in-process engines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gateway.config import Config, parse_config
+from tests.support.configs import toml_value
+
+MAX_MODEL_LEN = 160
+
+
+def inproc_config(hf_dir: Path, onnx_dir: Path, **overrides: Any) -> Config:
+    """Model ``tiny-hf`` on kind ``hf`` and ``tiny-onnx`` on kind ``onnx``, the same weights behind both."""
+    common = {"max_model_len": MAX_MODEL_LEN, "max_batch_size": 8, "max_waiting": 16} | overrides
+    backends = {
+        "hf": ("hf", {"model": str(hf_dir), **common}),
+        "onnx": ("onnx", {"model": str(onnx_dir), **common}),
+    }
+    lines = ["[auth]", "enabled = false", "[limits]", "max_queue_depth = 64"]
+    for name in backends:
+        lines += [f"[models.tiny-{name}]", f"max_context = {MAX_MODEL_LEN}", "max_output_tokens = 128",
+                  f'backends = [{{ backend = "{name}", weight = 1 }}]']
+    for name, (kind, options) in backends.items():
+        lines += [f"[backends.{name}]", f'kind = "{kind}"', f"options = {toml_value(options)}"]
+    return parse_config("\n".join(lines) + "\n", source="<inproc test>")
