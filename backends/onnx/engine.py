@@ -42,6 +42,35 @@ class _Live:
         self.cancel_sent = False
 
 
+class _Solo:
+    """A seeded sampling request under static batching, which cannot seed one request: it runs on its own
+    batch-1 ``og.Generator`` with its own seed, stepped in the engine thread beside the batch."""
+
+    def __init__(self, seq: Sequence, model: Any) -> None:
+        p = seq.sampling
+        total = seq.prompt_len + seq.max_new_tokens
+        minimum = total if seq.ignore_eos else seq.prompt_len + seq.min_tokens
+        params = og.GeneratorParams(model)
+        params.set_search_options(do_sample=True, temperature=p.temperature, top_p=p.top_p, top_k=p.top_k,
+                                  random_seed=p.seed, max_length=total, min_length=minimum)
+        self.seq = seq
+        self.generator = og.Generator(model, params)
+        self.generator.append_tokens(np.asarray(seq.prompt_ids, dtype=np.int32))
+
+    def step(self) -> bool:
+        """Generate one token; return True when the sequence is over."""
+        if self.seq.cancelled or self.seq.finished:
+            return True
+        self.generator.generate_next_token()
+        token = int(self.generator.get_next_tokens()[0])
+        if self.seq.on_token(token):
+            return True
+        if self.generator.is_done():
+            self.seq.finish_engine("stop" if token in self.seq.eos_ids else "length")
+            return True
+        return False
+
+
 class OnnxEngine:
     def __init__(self, name: str, options: OnnxOptions) -> None:
         self._options = options
@@ -53,6 +82,7 @@ class OnnxEngine:
         self._load_error: BaseException | None = None
         self._submitted: collections.deque[Sequence] = collections.deque()
         self._live: dict[int, _Live] = {}
+        self._solos: list[_Solo] = []
         self._cond = threading.Condition()
         self._stopping = False
         self.dead: str | None = None
@@ -98,7 +128,7 @@ class OnnxEngine:
             self._cond.notify()
 
     def running(self) -> int:
-        return min(len(self._live), self._max_batch_size)
+        return min(len(self._live), self._max_batch_size) + len(self._solos)
 
     def waiting(self) -> int:
         return len(self._submitted) + max(0, len(self._live) - self._max_batch_size)
@@ -133,11 +163,11 @@ class OnnxEngine:
             buffer = self._engine.create_event_buffer(max(64, 4 * self._max_batch_size))
             while True:
                 with self._cond:
-                    while not self._stopping and not self._submitted and not self._live:
+                    while not self._stopping and not self._submitted and not self._live and not self._solos:
                         self._cond.wait()
                     if self._stopping:
                         break
-                if not self._live and self._options.gather_ms > 0:
+                if not self._live and not self._solos and self._options.gather_ms > 0:
                     # Static batching admits nothing until the running batch drains: give requests that arrive
                     # together a moment to start together.
                     time.sleep(self._options.gather_ms / 1000)
@@ -163,8 +193,12 @@ class OnnxEngine:
 
     def _step(self, new: list[Sequence], buffer: Any) -> None:
         for seq in new:
-            self._begin(seq)
+            if seq.sampling.seed is not None and not seq.sampling.greedy and not self._options.dynamic_batching:
+                self._start_solo(seq)
+            else:
+                self._begin(seq)
         self._send_cancels()
+        self._step_solos()
         if not self._engine.has_pending_requests():
             return
         started = time.perf_counter_ns()
@@ -175,6 +209,28 @@ class OnnxEngine:
             self._fail_live(f"engine step failed: {type(exc).__name__}: {exc}")
             return
         self._dispatch(events, time.perf_counter_ns() - started)
+
+    def _start_solo(self, seq: Sequence) -> None:
+        self._touched.append(seq)
+        try:
+            self._solos.append(_Solo(seq, self._model))
+        except Exception as exc:
+            seq.fail(f"engine refused the request: {type(exc).__name__}: {exc}", status=400,
+                     type_="invalid_request_error")
+
+    def _step_solos(self) -> None:
+        keep = []
+        for solo in self._solos:
+            self._touched.append(solo.seq)
+            try:
+                done = solo.step()
+            except Exception as exc:
+                log.exception("generator step failed")
+                solo.seq.fail(f"engine step failed: {type(exc).__name__}: {exc}")
+                done = True
+            if not done:
+                keep.append(solo)
+        self._solos = keep
 
     def _begin(self, seq: Sequence) -> None:
         if seq.cancelled:
@@ -236,7 +292,10 @@ class OnnxEngine:
         live.request.close()
 
     def _fail_live(self, message: str, *, status: int = 500) -> None:
-        failed = [live.seq for live in self._live.values()]
+        failed = [live.seq for live in self._live.values()] + [solo.seq for solo in self._solos]
+        for solo in self._solos:
+            solo.seq.fail(message, status=status)
+        self._solos = []
         for live in list(self._live.values()):
             live.seq.fail(message, status=status)
             self._close(live)
