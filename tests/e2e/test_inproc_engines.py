@@ -174,3 +174,37 @@ def test_eight_concurrent_requests_share_decode_steps_with_identical_greedy_outp
     # runs at most 4 rows per step (observed), and still shares every step.
     assert max(sizes) == (8 if model == "tiny-hf" else 4)
     assert len(sizes) < 8 * 32 / 2, "most steps decode several sequences at once"
+
+
+class _FailingRun:
+    """Wraps onnxruntime-genai's Engine; its next ``run`` raises, like a crashing model step."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+
+    def run(self, buffer: Any) -> Any:
+        raise RuntimeError("injected engine failure")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_crashing_model_step_fails_the_request_and_the_engine_recovers(
+    server: LiveServer, client: httpx.Client, model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine: Any = backend_of(server, model).inproc
+    if model == "tiny-hf":
+        from backends.hf.batch import HfBatch
+
+        def boom(self: HfBatch, seqs: list[Any]) -> list[int]:
+            raise RuntimeError("injected engine failure")
+
+        monkeypatch.setattr(HfBatch, "decode", boom)
+    else:
+        monkeypatch.setattr(engine, "_engine", _FailingRun(engine._engine))
+    resp = client.post(CHAT, json=chat(model, "the cat", max_tokens=8, ignore_eos=True))
+    assert resp.status_code >= 500
+    assert "injected engine failure" in resp.json()["error"]["message"]
+    monkeypatch.undo()
+    assert complete(client, chat(model, "the cat", max_tokens=8, ignore_eos=True))["usage"]["completion_tokens"] == 8
