@@ -99,8 +99,8 @@ async def run_kind(kind: str, model: Path, args: argparse.Namespace) -> list[dic
         print(json.dumps(rows[-1]), flush=True)
         for c in args.concurrency:
             result = await measure(backend, c, args.max_tokens)
-            engine: Any = backend.inproc
-            steps = engine.scheduler.steps if kind == "hf" else engine.steps
+            assert backend.inproc is not None
+            steps = backend.inproc.steps
             recent = list(steps)[-args.max_tokens:]
             peak = max((s.batch_size for s in recent), default=0)
             at_peak = [s.duration_ns for s in recent if s.batch_size == peak]

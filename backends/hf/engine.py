@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence as Seq
 from typing import Any
 
@@ -10,7 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from backends.hf.batch import HfBatch
 from backends.hf.options import HfOptions
-from backends.inproc.scheduler import Scheduler
+from backends.inproc.scheduler import Scheduler, StepRecord
 from backends.inproc.sequence import Sequence
 from backends.request import ChatMessage
 
@@ -32,6 +33,10 @@ class HfEngine:
                                    max_batch_tokens=options.max_batch_tokens, max_waiting=options.max_waiting,
                                    step_log_size=options.step_log_size)
         self.scheduler.start()
+
+    @property
+    def steps(self) -> collections.deque[StepRecord]:
+        return self.scheduler.steps
 
     def encode_chat(self, messages: Seq[ChatMessage]) -> list[int]:
         rendered = self.tokenizer.apply_chat_template(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence as Seq
 from typing import Protocol
 
+from backends.inproc.scheduler import StepRecord
 from backends.inproc.sequence import Sequence
 from backends.request import ChatMessage
 
@@ -12,6 +14,11 @@ from backends.request import ChatMessage
 class InprocEngine(Protocol):
     max_model_len: int
     eos_ids: frozenset[int]
+
+    @property
+    def steps(self) -> collections.deque[StepRecord]:
+        """Recent engine steps, oldest first: how many sequences each decoded together."""
+        ...
 
     def encode_chat(self, messages: Seq[ChatMessage]) -> list[int]: ...
 
