@@ -35,6 +35,10 @@ class HfEngine:
         self.scheduler.start()
 
     @property
+    def dead(self) -> str | None:
+        return self.scheduler.dead
+
+    @property
     def steps(self) -> collections.deque[StepRecord]:
         return self.scheduler.steps
 

@@ -57,6 +57,8 @@ class InprocBackend:
             await asyncio.to_thread(engine.close)
 
     async def health(self) -> Health:
+        if self._engine is not None and self._engine.dead is not None:
+            return Health(HealthState.DOWN, self._engine.dead)
         return Health(self._state, self._reason)
 
     async def load(self) -> Load | None:

@@ -16,6 +16,11 @@ class InprocEngine(Protocol):
     eos_ids: frozenset[int]
 
     @property
+    def dead(self) -> str | None:
+        """Why the engine thread is gone, or None while it runs."""
+        ...
+
+    @property
     def steps(self) -> collections.deque[StepRecord]:
         """Recent engine steps, oldest first: how many sequences each decoded together."""
         ...
