@@ -7,6 +7,8 @@ thread. Cancelling the consuming task marks the sequence cancelled, and the engi
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -18,6 +20,13 @@ from backends.inproc.sequence import SamplingParams, Sequence
 from backends.inproc.sink import EventSink
 from backends.protocol import Health, HealthState, Load
 from backends.request import GenerationRequest
+
+log = logging.getLogger("lockgate.inproc")
+
+# Model loads run one at a time per process: two threads importing numpy's C extension at once fail with
+# "cannot load module more than once per process" (torch and onnxruntime both import it), and loading one model
+# at a time also bounds the memory peak.
+_LOAD_LOCK = threading.Lock()
 
 
 class InprocBackend:
@@ -36,21 +45,34 @@ class InprocBackend:
         self._engine: InprocEngine | None = None
         self._state = HealthState.STARTING
         self._reason = "model loading"
+        self._loading: asyncio.Task[None] | None = None
 
     @property
     def inproc(self) -> InprocEngine | None:
         return self._engine
 
     async def start(self) -> None:
+        # Returns at once, like an engine server that binds early: loading weights takes seconds to minutes, so it
+        # runs in a thread while health reports ``starting`` (requests meanwhile get a retryable 503).
+        self._loading = asyncio.create_task(self._load_model(), name=f"load-{self.name}")
+
+    async def _load_model(self) -> None:
         try:
-            # Loading weights takes seconds to minutes: never on the event loop.
-            self._engine = await asyncio.to_thread(self._load)
+            self._engine = await asyncio.to_thread(self._load_serialized)
         except Exception as exc:
+            log.exception("backend %s: model failed to load", self.name)
             self._state, self._reason = HealthState.DOWN, f"model failed to load: {type(exc).__name__}: {exc}"
-            raise
+            return
         self._state, self._reason = HealthState.OK, ""
 
+    def _load_serialized(self) -> InprocEngine:
+        with _LOAD_LOCK:
+            return self._load()
+
     async def close(self) -> None:
+        if self._loading is not None and not self._loading.done():
+            # A thread cannot be interrupted: wait for the load to end, then close what it built.
+            await asyncio.shield(self._loading)
         engine, self._engine = self._engine, None
         self._state, self._reason = HealthState.DOWN, "closed"
         if engine is not None:

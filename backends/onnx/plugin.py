@@ -17,9 +17,13 @@ class OnnxPlugin:
 
         def load() -> Any:
             # Imported here so that gateways without the ``onnx`` extra can still list this kind.
-            from backends.onnx.engine import OnnxEngine
+            if options.batching == "genai":
+                from backends.onnx.genai import GenaiEngine
 
-            return OnnxEngine(name, options)
+                return GenaiEngine(name, options)
+            from backends.onnx.continuous import OrtEngine
+
+            return OrtEngine(name, options)
 
         return InprocBackend(name, "onnxruntime", options, load)
 

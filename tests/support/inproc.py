@@ -12,13 +12,15 @@ MAX_MODEL_LEN = 160
 
 
 def inproc_config(hf_dir: Path, onnx_dir: Path, **overrides: Any) -> Config:
-    """Model ``tiny-hf`` on kind ``hf`` and ``tiny-onnx`` on kind ``onnx``, the same weights behind both."""
+    """Models ``tiny-hf`` (kind ``hf``), ``tiny-onnx`` (kind ``onnx``, lockgate's continuous batching) and
+    ``tiny-onnx-genai`` (kind ``onnx`` on onnxruntime-genai's Engine): the same weights behind all three."""
     common = {"max_model_len": MAX_MODEL_LEN, "max_batch_size": 8, "max_waiting": 16} | overrides
     backends = {
         "hf": ("hf", {"model": str(hf_dir), **common}),
+        "onnx": ("onnx", {"model": str(onnx_dir), **common}),
         # Static batching admits nothing into a running batch: a wide gather window lets the concurrent test's
         # requests, which arrive over several ms on a busy 2-core machine, start together.
-        "onnx": ("onnx", {"model": str(onnx_dir), "gather_ms": 100.0, **common}),
+        "onnx-genai": ("onnx", {"model": str(onnx_dir), "batching": "genai", "gather_ms": 100.0, **common}),
     }
     lines = ["[auth]", "enabled = false", "[limits]", "max_queue_depth = 64"]
     for name in backends:

@@ -71,6 +71,10 @@ def request(content: str, max_tokens: int = 4, **kw: object) -> GenerationReques
 async def started_backend(engine: FakeEngine) -> InprocBackend:
     backend = InprocBackend("b", "fake", InprocOptions(model="x"), lambda: engine)
     await backend.start()
+    for _ in range(5000):
+        if backend.inproc is not None:
+            break
+        await asyncio.sleep(0.001)
     return backend
 
 
@@ -145,3 +149,29 @@ async def test_leaving_early_marks_the_sequence_cancelled_for_the_engine() -> No
     await gen.aclose()
     assert engine.seqs[0].cancelled
     assert engine.cancels == 1
+
+
+@pytest.mark.anyio
+async def test_health_is_starting_while_loading_and_down_when_loading_fails() -> None:
+    gate = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def slow_load() -> FakeEngine:
+        asyncio.run_coroutine_threadsafe(gate.wait(), loop).result(5)
+        raise OSError("no such model directory")
+
+    backend = InprocBackend("b", "fake", InprocOptions(model="x"), slow_load)
+    await backend.start()
+    assert (await backend.health()).state is HealthState.STARTING
+    failed = (await collect(backend, request("hi")))[-1]
+    assert isinstance(failed, Failed)
+    assert (failed.status, failed.retryable) == (503, True)
+    gate.set()
+    for _ in range(500):
+        if (await backend.health()).state is HealthState.DOWN:
+            break
+        await asyncio.sleep(0.01)
+    health = await backend.health()
+    assert health.state is HealthState.DOWN
+    assert "no such model directory" in health.reason
+    await backend.close()

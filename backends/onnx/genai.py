@@ -1,4 +1,5 @@
-"""Runs an onnxruntime-genai ``Engine`` in a dedicated thread and maps its events onto lockgate sequences.
+"""Runs an onnxruntime-genai ``Engine`` (``batching = "genai"``) in a dedicated thread, mapping its events onto
+lockgate sequences.
 
 The engine owns batching and sampling; lockgate owns detokenization (UTF-8 safe), stop strings and counting,
 through the shared ``Sequence``. Requests are created, begun and cancelled only from the engine thread, between
@@ -71,7 +72,7 @@ class _Solo:
         return False
 
 
-class OnnxEngine:
+class GenaiEngine:
     def __init__(self, name: str, options: OnnxOptions) -> None:
         self._options = options
         self._max_batch_size = options.max_batch_size
