@@ -4,7 +4,7 @@ Drives the backend object directly (no HTTP), as the worker does. Each concurren
 once, each generating exactly --max-tokens tokens (ignore_eos, greedy); tokens/s = all tokens / wall time.
 "Sequential" serves --sequential-requests requests one after another on the same engine (batch size 1).
 
-CPU (here): .venv/bin/python bench/inprocess.py --kinds hf onnx --concurrency 1 8 32
+CPU (here): .venv/bin/python bench/inprocess.py --concurrency 1 8 32 --torch-threads 1
 GPU (H100): python3 bench/inprocess.py --shape qwen2.5-1.5b --device cuda --dtype bfloat16 --kinds hf \\
                 --concurrency 1 32 128 --max-tokens 128
 Models are random-weight Llamas built on the spot (weights don't change the cost): ``tiny`` (hidden 128,
@@ -29,6 +29,7 @@ import msgspec
 from backends.events import Completed, Delta, Failed
 from backends.inproc.adapter import InprocBackend
 from backends.inproc.random_model import LlamaShape, build_random_llama
+from backends.protocol import HealthState
 from backends.request import ChatMessage, GenerationRequest
 
 SHAPES = {
@@ -48,11 +49,16 @@ def make_backend(kind: str, model: Path, args: argparse.Namespace, batch: int) -
         from backends.hf.options import HfOptions
         from backends.hf.plugin import plugin as hf_plugin
 
-        return hf_plugin.create("bench-hf", msgspec.convert(options | {"dtype": args.dtype}, HfOptions))
+        hf_options = options | {"dtype": args.dtype}
+        if args.torch_threads:
+            hf_options["torch_threads"] = args.torch_threads
+        return hf_plugin.create("bench-hf", msgspec.convert(hf_options, HfOptions))
     from backends.onnx.options import OnnxOptions
     from backends.onnx.plugin import plugin as onnx_plugin
 
-    return onnx_plugin.create("bench-onnx", msgspec.convert(options, OnnxOptions))
+    if kind == "onnx-genai":
+        options |= {"batching": "genai"}
+    return onnx_plugin.create(f"bench-{kind}", msgspec.convert(options, OnnxOptions))
 
 
 async def one(backend: InprocBackend, i: int, max_tokens: int) -> int:
@@ -91,6 +97,11 @@ async def run_kind(kind: str, model: Path, args: argparse.Namespace) -> list[dic
     top = max(args.concurrency)
     backend = make_backend(kind, model, args, top)
     await backend.start()
+    while backend.inproc is None:  # the model loads in the background
+        health = await backend.health()
+        if health.state is HealthState.DOWN:
+            raise RuntimeError(health.reason)
+        await asyncio.sleep(0.1)
     rows: list[dict[str, Any]] = []
     try:
         await measure(backend, min(4, top), 8)  # warm-up: allocator, kernels, first-call paths
@@ -118,23 +129,26 @@ def build_models(args: argparse.Namespace, root: Path) -> dict[str, Path]:
     hf_dir = Path(args.model) if args.model else build_random_llama(
         root / "hf", shape, device=args.device.split(":")[0] if args.device != "cpu" else "cpu", **extra)
     models = {"hf": hf_dir}
-    if "onnx" in args.kinds:
+    if {"onnx", "onnx-genai"} & set(args.kinds):
         out = root / "onnx"
         on_cpu = args.device == "cpu"
         subprocess.run([sys.executable, "-m", "gateway.cli", "models", "export-onnx", str(hf_dir), str(out),
                         "-p", "fp32" if on_cpu else "fp16", "-e", "cpu" if on_cpu else "cuda"],
                        check=True, capture_output=True)
-        models["onnx"] = out
+        models["onnx"] = models["onnx-genai"] = out
     return models
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kinds", nargs="+", choices=["hf", "onnx"], default=["hf", "onnx"])
+    kinds = ["hf", "onnx", "onnx-genai"]
+    parser.add_argument("--kinds", nargs="+", choices=kinds, default=kinds,
+                        help="onnx: lockgate's batching on onnxruntime; onnx-genai: onnxruntime-genai's Engine")
     parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
     parser.add_argument("--model", help="use this HF model directory instead of building one")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--torch-threads", type=int, help="hf: PyTorch intra-op threads (default: PyTorch's)")
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 8, 32])
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--sequential-requests", type=int, default=4)

@@ -21,6 +21,8 @@ _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch
 class HfEngine:
     def __init__(self, name: str, options: HfOptions) -> None:
         device = torch.device(options.device)
+        if options.torch_threads is not None:
+            torch.set_num_threads(options.torch_threads)
         dtype = _DTYPES.get(options.dtype) or (torch.float32 if device.type == "cpu" else torch.bfloat16)
         self.tokenizer: Any = AutoTokenizer.from_pretrained(options.model)
         model: Any = AutoModelForCausalLM.from_pretrained(
