@@ -27,7 +27,7 @@ MODELS = ["tiny-hf", "tiny-onnx", "tiny-onnx-genai"]
 @pytest.fixture(scope="module")
 def server() -> Iterator[LiveServer]:
     with LiveServer(inproc_config(tiny_hf_model(), tiny_onnx_model())) as live:
-        assert live.wait_for(lambda: all(b.inproc is not None for b in backends(live).values()), timeout=60)
+        assert live.wait_for(lambda: all(live.runtime.health.available(n) for n in backends(live)), timeout=60)
         yield live
 
 

@@ -22,7 +22,8 @@ def inproc_config(hf_dir: Path, onnx_dir: Path, **overrides: Any) -> Config:
         # requests, which arrive over several ms on a busy 2-core machine, start together.
         "onnx-genai": ("onnx", {"model": str(onnx_dir), "batching": "genai", "gather_ms": 100.0, **common}),
     }
-    lines = ["[auth]", "enabled = false", "[limits]", "max_queue_depth = 64"]
+    # Backends load their model in the background and are routable once a health check has seen them ready.
+    lines = ["[auth]", "enabled = false", "[limits]", "max_queue_depth = 64", "[routing]", "health_interval_s = 0.2"]
     for name in backends:
         lines += [f"[models.tiny-{name}]", f"max_context = {MAX_MODEL_LEN}", "max_output_tokens = 128",
                   f'backends = [{{ backend = "{name}", weight = 1 }}]']
