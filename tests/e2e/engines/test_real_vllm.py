@@ -7,6 +7,7 @@ returns for the same request.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any
 
@@ -102,14 +103,27 @@ def test_client_disconnect_mid_stream_aborts_the_request_in_vllm(vllm_server: An
     url, runtime = gateway
     tokens_before = engine_metric(vllm_server.url, "vllm:generation_tokens_total")
     finished_before = engine_metric(vllm_server.url, "vllm:request_success_total", {"finished_reason": "length"})
-    # n=8 x 480 tokens keeps this tiny model busy for ~5 s on 2 cores (one choice alone takes ~1 s, which is
-    # too close to the time a disconnect takes to travel client -> gateway -> worker -> engine on a busy box).
+    # Four streams of n=8 x 480 tokens: 32 sequences per engine step keep this tiny model busy for several
+    # seconds even on a quiet machine (one such stream alone can finish in about a second, no longer than a
+    # disconnect may take to travel client -> gateway -> worker -> engine). Every client leaves after its
+    # first chunk.
     body = {"model": "tiny", "prompt": PROMPT, "max_tokens": 480, "n": 8, "stream": True, "ignore_eos": True}
-    with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=120) as resp:
-        assert resp.status_code == 200
-        for line in resp.iter_lines():
-            if line.startswith("data: {"):
-                break
+    streams = 4
+    started = threading.Barrier(streams)
+
+    def leave_after_first_chunk() -> None:
+        with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=120) as resp:
+            assert resp.status_code == 200
+            for line in resp.iter_lines():
+                if line.startswith("data: {"):
+                    break
+            started.wait(timeout=60)
+
+    clients = [threading.Thread(target=leave_after_first_chunk) for _ in range(streams)]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join(timeout=120)
     # The client closed the connection: the gateway cancels the job ...
     left = time.monotonic()
     while runtime.dispatcher.running("vllm-cpu") != 0:
@@ -124,7 +138,7 @@ def test_client_disconnect_mid_stream_aborts_the_request_in_vllm(vllm_server: An
     # 8 x 480 tokens were generated, and no request finished by length.
     time.sleep(6)
     generated = engine_metric(vllm_server.url, "vllm:generation_tokens_total") - tokens_before
-    assert generated < 8 * 480, f"vLLM generated all {generated:g} tokens: the request was not aborted"
+    assert generated < streams * 8 * 480, f"vLLM generated all {generated:g} tokens: the requests were not aborted"
     assert engine_metric(vllm_server.url, "vllm:request_success_total", {"finished_reason": "length"}) == \
         finished_before
 
