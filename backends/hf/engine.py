@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Sequence as Seq
 from typing import Any
 
@@ -11,14 +10,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from backends.hf.batch import HfBatch
 from backends.hf.options import HfOptions
-from backends.inproc.scheduler import Scheduler, StepRecord
-from backends.inproc.sequence import Sequence
+from backends.inproc.engine import ScheduledEngine
+from backends.inproc.scheduler import Scheduler
 from backends.request import ChatMessage
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-class HfEngine:
+class HfEngine(ScheduledEngine):
     def __init__(self, name: str, options: HfOptions) -> None:
         device = torch.device(options.device)
         if options.torch_threads is not None:
@@ -36,14 +35,6 @@ class HfEngine:
                                    step_log_size=options.step_log_size)
         self.scheduler.start()
 
-    @property
-    def dead(self) -> str | None:
-        return self.scheduler.dead
-
-    @property
-    def steps(self) -> collections.deque[StepRecord]:
-        return self.scheduler.steps
-
     def encode_chat(self, messages: Seq[ChatMessage]) -> list[int]:
         rendered = self.tokenizer.apply_chat_template(
             [{"role": m.role, "content": m.content} for m in messages], add_generation_prompt=True, tokenize=False)
@@ -55,21 +46,6 @@ class HfEngine:
 
     def decode(self, ids: Seq[int]) -> str:
         return str(self.tokenizer.decode(list(ids), skip_special_tokens=True))
-
-    def submit(self, seq: Sequence) -> None:
-        self.scheduler.submit(seq)
-
-    def cancelled(self, seq: Sequence) -> None:
-        self.scheduler.wake()
-
-    def running(self) -> int:
-        return self.scheduler.running
-
-    def waiting(self) -> int:
-        return self.scheduler.waiting
-
-    def close(self) -> None:
-        self.scheduler.stop()
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:

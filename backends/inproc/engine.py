@@ -6,7 +6,7 @@ import collections
 from collections.abc import Sequence as Seq
 from typing import Protocol
 
-from backends.inproc.scheduler import StepRecord
+from backends.inproc.scheduler import Scheduler, StepRecord
 from backends.inproc.sequence import Sequence
 from backends.request import ChatMessage
 
@@ -44,3 +44,33 @@ class InprocEngine(Protocol):
     def waiting(self) -> int: ...
 
     def close(self) -> None: ...
+
+
+class ScheduledEngine:
+    """The scheduler-facing half every in-process engine shares; an engine adds its model and tokenizer
+    (``encode_chat``, ``encode_text``, ``decode``) and sets ``scheduler``."""
+
+    scheduler: Scheduler
+
+    @property
+    def dead(self) -> str | None:
+        return self.scheduler.dead
+
+    @property
+    def steps(self) -> collections.deque[StepRecord]:
+        return self.scheduler.steps
+
+    def submit(self, seq: Sequence) -> None:
+        self.scheduler.submit(seq)
+
+    def cancelled(self, seq: Sequence) -> None:
+        self.scheduler.wake()
+
+    def running(self) -> int:
+        return self.scheduler.running
+
+    def waiting(self) -> int:
+        return self.scheduler.waiting
+
+    def close(self) -> None:
+        self.scheduler.stop()

@@ -6,22 +6,21 @@ static batches (see ``genai.py``). This engine runs the same exported model unde
 
 from __future__ import annotations
 
-import collections
 import json
 from collections.abc import Sequence as Seq
 from pathlib import Path
 
 import onnxruntime as ort
 
-from backends.inproc.scheduler import Scheduler, StepRecord
-from backends.inproc.sequence import Sequence
+from backends.inproc.engine import ScheduledEngine
+from backends.inproc.scheduler import Scheduler
 from backends.onnx.options import OnnxOptions
 from backends.onnx.runner import OrtBatch
 from backends.onnx.tokenizer import ModelTokenizer
 from backends.request import ChatMessage
 
 
-class OrtEngine:
+class OrtEngine(ScheduledEngine):
     def __init__(self, name: str, options: OnnxOptions) -> None:
         model_dir = Path(options.model)
         genai = json.loads((model_dir / "genai_config.json").read_text())["model"]
@@ -39,14 +38,6 @@ class OrtEngine:
                                    step_log_size=options.step_log_size)
         self.scheduler.start()
 
-    @property
-    def dead(self) -> str | None:
-        return self.scheduler.dead
-
-    @property
-    def steps(self) -> collections.deque[StepRecord]:
-        return self.scheduler.steps
-
     def encode_chat(self, messages: Seq[ChatMessage]) -> list[int]:
         return self._tokenizer.encode_chat(messages)
 
@@ -56,17 +47,3 @@ class OrtEngine:
     def decode(self, ids: Seq[int]) -> str:
         return self._tokenizer.decode(ids)
 
-    def submit(self, seq: Sequence) -> None:
-        self.scheduler.submit(seq)
-
-    def cancelled(self, seq: Sequence) -> None:
-        self.scheduler.wake()
-
-    def running(self) -> int:
-        return self.scheduler.running
-
-    def waiting(self) -> int:
-        return self.scheduler.waiting
-
-    def close(self) -> None:
-        self.scheduler.stop()
