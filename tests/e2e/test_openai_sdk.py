@@ -158,10 +158,12 @@ def test_rate_limit_error_with_retry_after() -> None:
         body = {"model": "sim-small", "messages": [{"role": "user", "content": "x"}], "max_tokens": 2}
         dispatcher = server.runtime.dispatcher
         with ThreadPoolExecutor(2) as pool:
-            held = [pool.submit(httpx.post, server.url + "/v1/chat/completions", json=body, timeout=10)
-                    for _ in range(2)]
-            # One request runs (capacity 1), one waits in the queue (depth 1): the third is refused at once.
-            assert server.wait_for(lambda: dispatcher.running("slow") == 1 and dispatcher.queued("slow") == 1)
+            # One request runs (capacity 1), then one waits in the queue (depth 1): the third is refused at
+            # once. Sent one after the other: two arriving together could both find the first still queued.
+            held = [pool.submit(httpx.post, server.url + "/v1/chat/completions", json=body, timeout=10)]
+            assert server.wait_for(lambda: dispatcher.running("slow") == 1)
+            held.append(pool.submit(httpx.post, server.url + "/v1/chat/completions", json=body, timeout=10))
+            assert server.wait_for(lambda: dispatcher.queued("slow") == 1)
             t0 = time.monotonic()
             with pytest.raises(openai.RateLimitError) as err:
                 c.chat.completions.create(model="sim-small", messages=[{"role": "user", "content": "x"}])
