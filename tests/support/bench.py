@@ -8,7 +8,6 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,17 +26,12 @@ from backends.request import ChatMessage, GenerationRequest
 from backends.sim import SimBackend, SimOptions
 from loadtest import BenchResult, BenchSpec, run_bench
 from tests.support.configs import sim_config_text
+from tests.support.procs import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 Write = Callable[[bytes], Awaitable[None]]
 Handler = Callable[[str, dict[str, Any], Write], Awaitable[bool]]
 """(path, body, write one SSE chunk) -> whether to end the response cleanly (False: drop the connection)."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def chunk(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> bytes:
