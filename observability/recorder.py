@@ -16,7 +16,7 @@ from opentelemetry.util.types import AttributeValue
 from backends.events import Completed, Delta, Failed, Started
 from backends.request import GenerationRequest
 from observability import semconv as sc
-from observability.propagation import traceparent_of
+from observability.propagation import trace_id_hex, traceparent_of
 from observability.telemetry import Telemetry
 
 
@@ -61,8 +61,7 @@ class RequestRecorder:
 
     @property
     def trace_id(self) -> str | None:
-        ctx = self.span.get_span_context()
-        return format(ctx.trace_id, "032x") if ctx.is_valid else None
+        return trace_id_hex(self.span)
 
     def routed(self, backend: str, engine: str, arm: str, attempt: int, decision: Mapping[str, str]) -> None:
         self.backend = backend
