@@ -101,6 +101,12 @@ def _cmd_default(_: argparse.Namespace) -> int:
     return 0
 
 
+def _listen_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", metavar="FILE", help="TOML config (default: the built-in sim config)")
+    parser.add_argument("--host", help="listen address (default: from config, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="listen port (default: from config, 8000)")
+
+
 def _log_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", choices=["text", "json"], help="log line format")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -118,9 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  lockgate serve\n  lockgate serve --config lockgate.toml --host 0.0.0.0 --port 8000\n"
                "  LOCKGATE_API_KEYS=dev-key lockgate serve --config lockgate.toml --log-format json\n")
-    serve.add_argument("--config", "-c", metavar="FILE", help="TOML config (default: the built-in sim config)")
-    serve.add_argument("--host", help="listen address (default: from config, 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="listen port (default: from config, 8000)")
+    _listen_args(serve)
     serve.add_argument("--redis", metavar="URL",
                        help="dispatch through Redis at URL (workers run in this process and in any "
                             "`lockgate worker`); default: embedded, or the config's [dispatch]")
@@ -135,9 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  lockgate gateway --config lockgate.toml --redis redis://127.0.0.1:6379/1 --port 8001\n"
                "\nAny number of gateways and workers may share one Redis. SIGTERM drains: no new requests,\n"
                "running ones get server.shutdown_grace_s to finish.\n")
-    gw.add_argument("--config", "-c", metavar="FILE", help="TOML config (default: the built-in sim config)")
-    gw.add_argument("--host", help="listen address (default: from config, 127.0.0.1)")
-    gw.add_argument("--port", type=int, help="listen port (default: from config, 8000)")
+    _listen_args(gw)
     gw.add_argument("--redis", metavar="URL", help="Redis URL (default: LOCKGATE_REDIS_URL, then the config)")
     _log_args(gw)
     gw.set_defaults(func=_cmd_gateway)
