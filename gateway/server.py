@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import sys
 from types import FrameType
 
@@ -42,16 +43,29 @@ async def serve(runtime: Runtime, host: str, port: int) -> None:
     await server.serve()
 
 
+def shared_port_socket(host: str, port: int) -> socket.socket:
+    """A listening-ready socket bound with SO_REUSEPORT: every gateway process on the host binds its own, and
+    the kernel balances new connections across them."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
 def run(config: Config, host: str | None = None, port: int | None = None, *, local_workers: bool = True) -> int:
     host = host or config.server.host
     port = config.server.port if port is None else port
     runtime = Runtime(config, local_workers=local_workers)
     cfg = uvicorn_config(runtime, host, port)
     server = GatewayServer(cfg)
-    log.info("lockgate serving %d model(s) on http://%s:%d (dispatch: %s)", len(config.models), host, port,
-             config.dispatch.kind)
+    sockets = [shared_port_socket(host, port)] if config.server.reuse_port else None
+    log.info("lockgate serving %d model(s) on http://%s:%d (dispatch: %s%s)", len(config.models), host, port,
+             config.dispatch.kind, ", port shared" if sockets else "")
     with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+        server.run(sockets=sockets)
     return 0 if server.started or not server.should_exit else 1
 
 

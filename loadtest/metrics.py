@@ -38,11 +38,16 @@ def derive(r: RequestRecord) -> RequestMetrics:
     itl: list[float] = []
     icl: list[float] = []
     offsets, tokens = r.chunk_offsets, r.chunk_tokens
+    last = offsets[0] if offsets else 0.0
     for i in range(1, len(offsets)):
-        dt = offsets[i] - offsets[i - 1]
-        icl.append(dt)
+        icl.append(offsets[i] - offsets[i - 1])
         k = tokens[i] if i < len(tokens) else 1
-        itl.extend([dt / k] * k)
+        if k <= 0:
+            # Text whose tokens were counted in a neighbouring chunk (a tokenizer count rescaled to the usage
+            # total can give a chunk none): its gap belongs to the next counted chunk's, not a sample of its own.
+            continue
+        itl.extend([(offsets[i] - last) / k] * k)
+        last = offsets[i]
     return RequestMetrics(ttft=ttft, ttft_sched=ttft_sched, e2e=e2e, e2e_sched=e2e_sched, tpot=tpot,
                           itl=itl, icl=icl, send_lag=r.t_send - r.t_sched)
 

@@ -37,6 +37,9 @@ class ServerConfig(_Section, frozen=True):
     """Connections served at once; a request on one more gets 503 (OpenAI's error shape) at once."""
     max_buffered_events: Positive = 1024
     """Events buffered per request between worker and client; a slower client holds back the job."""
+    reuse_port: bool = False
+    """Bind with ``SO_REUSEPORT`` so several ``lockgate gateway`` processes on one host share the port and the
+    kernel spreads connections over them (one Python process streams some thousands of tokens/s; Linux only)."""
 
 
 class ApiKey(_Section, frozen=True):

@@ -34,6 +34,14 @@ def test_itl_is_token_weighted_and_icl_is_raw() -> None:
     assert m.icl == pytest.approx([0.3, 0.1])
 
 
+def test_a_chunk_counted_as_no_tokens_merges_its_gap_into_the_next() -> None:
+    # The hf engine's byte pieces, counted by a word tokenizer and rescaled to usage, can leave a chunk with 0.
+    r = _record(t_first=1.6, t_last=2.0, chunk_offsets=[0.1, 0.2, 0.4, 0.5], chunk_tokens=[1, 0, 2, 1], n_out=4)
+    m = derive(r)
+    assert m.itl == pytest.approx([0.15, 0.15, 0.1])  # 0.3 s from the first chunk over the 2 tokens of the third
+    assert m.icl == pytest.approx([0.1, 0.2, 0.1])  # chunk gaps stay raw
+
+
 def test_tpot_needs_two_tokens() -> None:
     m = derive(_record(t_first=1.6, t_last=1.6, chunk_offsets=[0.1], chunk_tokens=[1], n_out=1))
     assert m.tpot is None

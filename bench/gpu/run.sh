@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The bake-off's measurements, one phase per `device` call (each well inside the 10-minute limit), after setup.sh.
+# Every phase replays lockgate bench's seeded schedule and prompts: short story prompts (60 words = 64-67 tokens
+# with this tokenizer), 256 output tokens with ignore_eos, the completions endpoint, SLOs TTFT 500 ms, TPOT 50 ms.
+#   bash bench/gpu/run.sh closed    # vLLM direct vs lockgate -> vllm, closed loop 1/32/100/256, 2 rounds A B / B A
+#   bash bench/gpu/run.sh sweep     # the same two, open-loop Poisson at 0.25..1.25x the closed loop's best req/s
+#   bash bench/gpu/run.sh hf        # lockgate -> hf in-process, closed loop 1/32/100/256
+#   bash bench/gpu/run.sh trace     # one traced request: gateway -> Redis -> worker -> vLLM (vLLM's own span)
+# Results: $W/<phase>/ (summary.json, report.html, requests.jsonl); copied to $OUT as <phase>.tgz when OUT is set.
+set -euo pipefail
+ROOT=$(pwd)
+source "$ROOT/bench/gpu/env.sh"
+phase=$1
+DUR=${BAKE_DURATION:-12}
+VLLM="http://127.0.0.1:8100/v1,model=qwen-bake,label=vllm-direct"
+LG="http://127.0.0.1:8000/v1,model=qwen-vllm,label=lockgate-vllm"
+HF="http://127.0.0.1:8000/v1,model=qwen-hf,label=lockgate-hf"
+common=(--endpoint completions --input-len 60 --output-len 256 --slo-ttft-ms 500 --slo-tpot-ms 50
+        --timeout 900 --no-progress)
+bench() { "$PY" -m gateway.cli bench "$@"; }
+
+case $phase in
+  closed)
+    bench --target "$VLLM" --target "$LG" -c 1,32,100,256 -d "$DUR" --warmup 2s --rounds 2 "${common[@]}" \
+      --out "$W/closed" --scrape-metrics ;;
+  sweep)
+    rates=$("$PY" - "$W/closed/summary.json" <<'PY'
+import json, sys
+points = json.load(open(sys.argv[1]))["points"]
+best = max(p["request_throughput"] for p in points if p["target"] == "lockgate-vllm")
+print(",".join(f"{best * f:.2f}" for f in (0.25, 0.5, 0.75, 1.0, 1.25)))
+PY
+)
+    echo "Poisson rates (req/s): $rates"
+    bench --target "$VLLM" --target "$LG" -r "$rates" -d "$DUR" --warmup 2s --seed 7 --no-self-check \
+      "${common[@]}" --out "$W/sweep" ;;
+  hf)
+    # Separate runs: one request count per concurrency keeps each point a few waves long on a slower engine.
+    for cn in ${BAKE_HF_POINTS:-1:3 32:64 100:200 256:256}; do
+      bench --target "$HF" -c "${cn%%:*}" -n "${cn##*:}" --warmup 0 --no-self-check "${common[@]}" \
+        --out "$W/hf/c${cn%%:*}"
+    done ;;
+  trace)
+    trace=$("$PY" -c 'import secrets; print(secrets.token_hex(16))')
+    "$PY" - "$trace" <<'PY'
+import json, sys, urllib.request
+trace = sys.argv[1]
+body = {"model": "qwen-vllm", "prompt": "req9x9 story time people world", "max_tokens": 32, "stream": True,
+        "ignore_eos": True}
+req = urllib.request.Request("http://127.0.0.1:8000/v1/completions", data=json.dumps(body).encode(), headers={
+    "Content-Type": "application/json", "traceparent": f"00-{trace}-{'ab' * 8}-01"})
+with urllib.request.urlopen(req, timeout=60) as resp:
+    print({k: v for k, v in resp.headers.items() if k.lower().startswith("x-lockgate")})
+    print(resp.read().decode()[-300:])
+PY
+    sleep 8  # both sides' batch span processors export within 5 s
+    mkdir -p "$W/trace"
+    "$PY" bench/gpu/render_trace.py "$W/spans.jsonl" --trace-id "$trace" --md "$W/trace/trace.md" \
+      --svg "$W/trace/trace.svg"
+    grep "$trace" "$W/spans.jsonl" >"$W/trace/spans.jsonl"
+    "$PY" -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8000/metrics").read().decode())' \
+      >"$W/trace/gateway-metrics.txt" ;;
+  *) echo "unknown phase $phase" >&2; exit 2 ;;
+esac
+if [ -n "${OUT:-}" ]; then
+  # The device tool returns files of at most 16 MiB: the per-request JSONL travels on its own.
+  "$PY" - "$W" "$phase" "$OUT" <<'PY'
+import sys, tarfile
+from pathlib import Path
+w, phase, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+with tarfile.open(out / f"{phase}.tar.xz", "w:xz") as tar:
+    tar.add(w / phase, arcname=phase, filter=lambda t: None if t.name.endswith("requests.jsonl") else t)
+with tarfile.open(out / f"{phase}-requests.tar.xz", "w:xz") as tar:
+    for f in sorted((w / phase).rglob("requests.jsonl")):
+        tar.add(f, arcname=str(f.relative_to(w)))
+PY
+  for log in "$W"/*.log; do echo "== $log"; tail -n 30 "$log"; done >"$OUT/logs-tail.txt" 2>&1 || true
+  # CPU seconds each process has used so far (utime+stime): where lockgate's cost goes at these rates.
+  ps -eo pid,etimes,times,rss,args --sort=-times | grep -E "$W|redis-server" \
+    | grep -v grep >"$OUT/$phase-cpu.txt" || true
+fi

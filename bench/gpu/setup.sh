@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# On the GPU machine, from the repo root, once /tmp/st holds the contents of every folder stage.sh made:
+# installs the wheels, starts Redis, the OTLP sink, builds the model, starts vLLM and lockgate (BAKE_GATEWAYS gateway
+# processes sharing port 8000, BAKE_WORKERS workers for vLLM, one for hf), and waits until both models answer
+# through lockgate. Everything runs under setsid, so it outlives the `device` call and the next calls
+# (bench/gpu/run.sh PHASE) find it running. Logs: $W/*.log.
+#   bash bench/gpu/setup.sh
+# Rehearsal here, on the CPU (a tiny model; the vLLM protocol replica stands in for vLLM):
+#   BAKE_LOCAL=1 bash bench/gpu/setup.sh
+set -euo pipefail
+ROOT=$(pwd)
+source "$ROOT/bench/gpu/env.sh"
+mkdir -p "$W"
+
+if [ -z "${BAKE_LOCAL:-}" ] && [ ! -f "$SITE/.installed" ]; then
+  cd "$ST"
+  for first in *.part.00; do
+    [ -e "$first" ] || continue
+    name=${first%.part.00}
+    cat "$name".part.* > "$name" && rm "$name".part.*
+  done
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$ST"/*.whl
+  tar -C /tmp -xzf "$ST/redis-bundle.tgz"
+  touch "$SITE/.installed"
+  cd "$ROOT"
+fi
+
+wait_for() {  # URL SECONDS WHAT LOG
+  "$PY" bench/gpu/smoke.py --wait "$1" --timeout "$2" || { echo "$3: last lines of $4:" >&2; tail -40 "$4" >&2; exit 1; }
+}
+
+if ! "$PY" -c 'import redis; redis.Redis(socket_connect_timeout=1).ping()' 2>/dev/null; then
+  LD_LIBRARY_PATH=$REDIS_LIB setsid "$REDIS_SERVER" --port 6379 --bind 127.0.0.1 --save "" --appendonly no \
+    --daemonize yes --logfile "$W/redis.log"
+fi
+setsid "$PY" bench/gpu/otlp_sink.py --port 4318 --out "$W/spans.jsonl" >"$W/otlp.log" 2>&1 < /dev/null &
+
+if [ ! -f "$W/model/config.json" ]; then
+  "$PY" bench/gpu/build_model.py --out "$W/model" --device "$BAKE_DEVICE" ${BAKE_LOCAL:+--tiny} 2>&1 | tail -3
+fi
+
+if [ -n "${BAKE_LOCAL:-}" ]; then
+  setsid "$PY" -m gateway.cli sim-server --protocol vllm --port 8100 --model qwen-bake \
+    >"$W/vllm.log" 2>&1 < /dev/null &
+else
+  # Only the one traced request (sampled traceparent) is exported by vLLM: the bench's requests carry none.
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf OTEL_SERVICE_NAME=vllm \
+  OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0 \
+  setsid "$PY" -m vllm.entrypoints.cli.main serve "$W/model" --served-model-name qwen-bake --port 8100 \
+    --max-model-len 2048 --gpu-memory-utilization 0.55 --disable-log-requests \
+    --otlp-traces-endpoint http://127.0.0.1:4318/v1/traces >"$W/vllm.log" 2>&1 < /dev/null &
+fi
+
+sed -e "s|/tmp/bake/model|$W/model|" -e "s|device = \"cuda\"|device = \"$BAKE_DEVICE\"|" \
+  bench/gpu/lockgate-gpu.toml >"$W/lockgate.toml"
+setsid "$PY" -m gateway.cli worker --config "$W/lockgate.toml" --backend hf-a >"$W/worker-hf.log" 2>&1 < /dev/null &
+wait_for http://127.0.0.1:8100/health 600 vLLM "$W/vllm.log"
+for i in $(seq "${BAKE_WORKERS:-4}"); do
+  setsid "$PY" -m gateway.cli worker --config "$W/lockgate.toml" --backend vllm-a >"$W/worker-vllm-$i.log" 2>&1 \
+    < /dev/null &
+done
+for i in $(seq "${BAKE_GATEWAYS:-4}"); do
+  setsid "$PY" -m gateway.cli gateway --config "$W/lockgate.toml" >"$W/gateway-$i.log" 2>&1 < /dev/null &
+done
+wait_for http://127.0.0.1:8000/healthz 60 "lockgate gateway" "$W/gateway-1.log"
+"$PY" bench/gpu/smoke.py --models qwen-vllm qwen-hf --timeout 600
+echo "setup done: $(date -u +%T)"
