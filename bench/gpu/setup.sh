@@ -47,7 +47,7 @@ else
   OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf OTEL_SERVICE_NAME=vllm \
   OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0 \
   setsid "$PY" -m vllm.entrypoints.cli.main serve "$W/model" --served-model-name qwen-bake --port 8100 \
-    --max-model-len 2048 --gpu-memory-utilization 0.55 --disable-log-requests \
+    --max-model-len 2048 --gpu-memory-utilization 0.55 \
     --otlp-traces-endpoint http://127.0.0.1:4318/v1/traces >"$W/vllm.log" 2>&1 < /dev/null &
 fi
 
