@@ -1,0 +1,102 @@
+"""The GPU bake-off's tools (bench/gpu): the OTLP sink, the trace renderer and the tables, on real data paths."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from bench.gpu import render_trace, tables
+from tests.support.procs import free_port
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _export_trace(endpoint: str) -> str:
+    """Three nested spans of two services, sent by the real OTLP/HTTP exporter; returns the trace id."""
+    ids = []
+    for service in ("lockgate", "vllm"):
+        provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces")))
+        ids.append(provider)
+    gateway, engine = (p.get_tracer("t") for p in ids)
+    with gateway.start_as_current_span("chat m", kind=trace.SpanKind.SERVER) as root:
+        root.set_attribute("lockgate.backend", "vllm-a")
+        with gateway.start_as_current_span("POST /v1/completions", kind=trace.SpanKind.CLIENT):
+            time.sleep(0.002)
+            with engine.start_as_current_span("llm_request", kind=trace.SpanKind.SERVER) as span:
+                span.set_attribute("gen_ai.usage.completion_tokens", 32)
+                time.sleep(0.002)
+    for p in ids:
+        p.shutdown()
+    return format(root.get_span_context().trace_id, "032x")
+
+
+def test_sink_records_spans_that_the_renderer_draws_as_one_tree(tmp_path: Path) -> None:
+    port = free_port()
+    spans = tmp_path / "spans.jsonl"
+    sink = subprocess.Popen([sys.executable, str(ROOT / "bench/gpu/otlp_sink.py"), "--port", str(port),
+                             "--out", str(spans)], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                httpx.post(f"http://127.0.0.1:{port}/v1/logs", content=b"", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        trace_id = _export_trace(f"http://127.0.0.1:{port}")
+    finally:
+        sink.terminate()
+        sink.wait(10)
+    rows = [json.loads(line) for line in spans.read_text().splitlines()]
+    assert {r["name"] for r in rows} == {"chat m", "POST /v1/completions", "llm_request"}
+    assert all(r["end_ns"] > r["start_ns"] > 0 for r in rows)
+    md, svg = tmp_path / "t.md", tmp_path / "t.svg"
+    subprocess.run([sys.executable, str(ROOT / "bench/gpu/render_trace.py"), str(spans), "--trace-id", trace_id,
+                    "--md", str(md), "--svg", str(svg)], check=True, cwd=ROOT)
+    lines = md.read_text().splitlines()[2:]
+    # Depth-first: the engine's span sits under the worker's CLIENT span, under the gateway's SERVER span.
+    assert [line.split("|")[1].strip().replace("&nbsp;", "") for line in lines] == [
+        "chat m", "POST /v1/completions", "llm_request"]
+    assert lines[2].count("&nbsp;") == 8
+    assert "`gen_ai.usage.completion_tokens`=32" in lines[2]
+    assert svg.read_text().count("<rect") == 3
+
+
+def test_renderer_treats_a_span_whose_parent_is_missing_as_a_root() -> None:
+    spans = [{"span_id": "b", "parent_span_id": "gone", "start_ns": 5},
+             {"span_id": "a", "parent_span_id": "", "start_ns": 1},
+             {"span_id": "c", "parent_span_id": "a", "start_ns": 2}]
+    assert [(d, s["span_id"]) for d, s in render_trace.ordered(spans)] == [(0, "a"), (1, "c"), (0, "b")]
+
+
+def _point(target: str, x: float, tok_s: float, ttft_p50: float) -> dict[str, object]:
+    stat = {"p50": ttft_p50, "p90": ttft_p50, "p99": ttft_p50}
+    return {"target": target, "x": x, "x_name": "concurrency", "completed": 10, "requests": 10,
+            "request_throughput": tok_s / 256, "output_token_throughput": tok_s, "goodput": 1.0,
+            "stats": {"ttft": stat, "tpot": stat, "itl": stat, "e2e": stat}}
+
+
+def test_tables_compare_each_target_with_the_baseline_at_the_same_point() -> None:
+    points = [_point("direct", 32, 1000, 0.080), _point("gw", 32, 950, 0.0825),
+              _point("direct", 100, 2000, 0.2), _point("gw", 100, 1000, 0.3)]
+    out = tables.tables(points, "direct").splitlines()
+    ratios = [line for line in out if line.startswith("| gw |") and "%" in line]
+    assert ratios[0].split("|")[3].strip() == "95.0%"
+    assert ratios[0].split("|")[4].strip() == "+2.5"
+    assert ratios[1].split("|")[3].strip() == "50.0%"
+    req_per_hour = 1000 / 256 * 3600
+    assert f"{req_per_hour:,.0f}" in out[2]
+    assert pytest.approx(float(ratios[1].split("|")[5].strip().rstrip("x"))) == round(
+        1000 / 256 * 3600 / tables.REFERENCE_REQ_PER_HOUR, 1)
