@@ -9,18 +9,18 @@ import time
 import uuid
 
 import msgspec
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from backends.protocol import Health, HealthState, Load
 from dispatch.contract import AdmissionRefused, BackendStatus, DispatchUnavailable
 from dispatch.job import Job, encode_job
-from dispatch.redis.connection import connect
+from dispatch.redis.connection import RedisClient, connect
 from dispatch.redis.inbox import Inbox
 from dispatch.redis.keys import GROUP, Keys
 from dispatch.redis.scripts import Scripts
 from dispatch.redis.ticket import RedisTicket
 from dispatch.redis.wire import WorkerReport, decode_report
+from gateway.config.redis_target import RedisTarget
 from gateway.config.schema import DispatchConfig
 from observability.telemetry import Telemetry
 
@@ -34,18 +34,18 @@ class RedisDispatcher:
         self,
         config: DispatchConfig,
         *,
-        url: str,
+        target: RedisTarget,
         backends: list[str],
         telemetry: Telemetry,
         max_queue_depth: int,
         retry_after_s: float,
         gateway_id: str | None = None,
-        redis: Redis | None = None,
+        redis: RedisClient | None = None,
         max_buffered_events: int = 0,
     ) -> None:
         self.config = config
         self.gateway_id = gateway_id or uuid.uuid4().hex[:12]
-        self.redis = redis or connect(url)
+        self.redis = redis or connect(target)
         self.keys = Keys(config.key_prefix, config.priority_bands)
         self.scripts = Scripts(self.redis)
         self.inbox = Inbox(self.redis, self.keys.inbox(self.gateway_id), ttl_s=config.inbox_ttl_s,

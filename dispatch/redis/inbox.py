@@ -14,10 +14,10 @@ import time
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from backends.events import Failed
+from dispatch.redis.connection import RedisClient
 from dispatch.redis.ticket import RedisTicket
 from dispatch.redis.wire import decode_events
 
@@ -30,7 +30,7 @@ def redis_lost() -> Failed:
 
 
 class Inbox:
-    def __init__(self, redis: Redis, key: str, *, ttl_s: float, block_ms: int) -> None:
+    def __init__(self, redis: RedisClient, key: str, *, ttl_s: float, block_ms: int) -> None:
         self.redis = redis
         self.key = key
         self._ttl_ms = int(ttl_s * 1000)

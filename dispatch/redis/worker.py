@@ -21,20 +21,20 @@ from collections.abc import Awaitable, Iterable
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from backends.events import Failed, Started
 from backends.protocol import Backend, Health, HealthState
 from backends.worker import run_job
 from dispatch.job import Job, decode_job
-from dispatch.redis.connection import connect
+from dispatch.redis.connection import RedisClient, connect
 from dispatch.redis.keys import GROUP, Keys
 from dispatch.redis.outbox import GatewayGone, InboxUnreachable, JobCancelled, Outbox, StopJob
 from dispatch.redis.scripts import Scripts
 from dispatch.redis.ticket import lost_after_tokens
 from dispatch.redis.wire import WorkerReport, decode_report, encode_report
 from dispatch.redis.writer import InboxWriter
+from gateway.config.redis_target import RedisTarget
 from gateway.config.schema import DispatchConfig
 from observability.propagation import context_from_traceparent
 from observability.telemetry import Telemetry
@@ -77,15 +77,15 @@ class RedisWorker:
         backends: dict[str, Backend],
         config: DispatchConfig,
         *,
-        url: str,
+        target: RedisTarget,
         telemetry: Telemetry,
         concurrency: dict[str, int] | None = None,
         worker_id: str | None = None,
-        redis: Redis | None = None,
+        redis: RedisClient | None = None,
     ) -> None:
         self.config = config
         self.worker_id = worker_id or new_worker_id()
-        self.redis = redis or connect(url)
+        self.redis = redis or connect(target)
         self.keys = Keys(config.key_prefix, config.priority_bands)
         self.scripts = Scripts(self.redis)
         self.writer = InboxWriter(self.redis, marker_ttl_s=int(config.job_key_ttl_s),

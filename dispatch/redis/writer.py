@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
+from dispatch.redis.connection import RedisClient
 from dispatch.redis.keys import GROUP, Keys
 
 Fields = dict[FieldT, EncodableT]
@@ -38,7 +38,7 @@ class Write:
 
 
 class InboxWriter:
-    def __init__(self, redis: Redis, *, marker_ttl_s: int, window_s: float) -> None:
+    def __init__(self, redis: RedisClient, *, marker_ttl_s: int, window_s: float) -> None:
         self._redis = redis
         self._ttl = marker_ttl_s
         self._window = window_s
