@@ -16,14 +16,19 @@ from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException, RedisError
 
 from gateway.config.redis_target import RedisTarget, redis_url, resolve
 
-__all__ = ["RedisClient", "connect", "redis_url", "resolve"]
+__all__ = ["REDIS_ERRORS", "RedisClient", "connect", "redis_url", "resolve"]
 
 RedisClient: TypeAlias = Redis | RedisCluster
 """What the dispatch talks to. Both run the same commands; every multi-key command and script stays in one
 Cluster slot (hash tags, see keys.py), and pipelines carry no transaction across slots."""
+
+REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
+"""What a failing Redis raises: the Cluster client's own errors (no reachable node, slot not covered) are not
+RedisErrors, and a loop that let them through would die instead of waiting for the cluster to come back."""
 
 CONNECT_TIMEOUT_S = 2.0
 POOL_WAIT_S = 10.0

@@ -9,12 +9,11 @@ import time
 import uuid
 
 import msgspec
-from redis.exceptions import RedisError
 
 from backends.protocol import Health, HealthState, Load
 from dispatch.contract import AdmissionRefused, BackendStatus, DispatchUnavailable
 from dispatch.job import Job, encode_job
-from dispatch.redis.connection import RedisClient, connect
+from dispatch.redis.connection import REDIS_ERRORS, RedisClient, connect
 from dispatch.redis.inbox import Inbox
 from dispatch.redis.keys import GROUP, Keys
 from dispatch.redis.scripts import Scripts
@@ -92,7 +91,7 @@ class RedisDispatcher:
         try:
             accepted, value = await self.scripts.submit(
                 keys=streams, args=[target, self._max_depth, encode_job(job), int(self.config.stream_ttl_s), GROUP])
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self.inbox.unregister(ticket)
             raise DispatchUnavailable(f"Redis: {type(exc).__name__}") from exc
         if not accepted:
@@ -111,11 +110,10 @@ class RedisDispatcher:
         """Flag the job (a worker that has not started it skips it) and tell the backend's workers to abort."""
         job = ticket.job
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.set(Keys.cancel_flag(job.reply_to, job.id), b"1", ex=int(self.config.job_key_ttl_s))
-                pipe.publish(self.keys.cancel_channel(job.backend), job.id)
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
+            # Two commands, not one pipeline: a Cluster pipeline refuses PUBLISH (it is not a keyed command).
+            await self.redis.set(Keys.cancel_flag(job.reply_to, job.id), b"1", ex=int(self.config.job_key_ttl_s))
+            await self.redis.publish(self.keys.cancel_channel(job.backend), job.id)
+        except REDIS_ERRORS as exc:
             log.warning("could not signal cancellation of job %s: %s", job.id, exc)
 
     async def ping(self) -> bool:

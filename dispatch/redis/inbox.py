@@ -14,10 +14,9 @@ import time
 from typing import Any
 
 import msgspec
-from redis.exceptions import RedisError
 
 from backends.events import Failed
-from dispatch.redis.connection import RedisClient
+from dispatch.redis.connection import REDIS_ERRORS, RedisClient
 from dispatch.redis.ticket import RedisTicket
 from dispatch.redis.wire import decode_events
 
@@ -48,7 +47,7 @@ class Inbox:
     async def start(self) -> None:
         try:
             await self._create()
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             # Start anyway: the loop keeps trying, and /readyz says not ready meanwhile.
             log.warning("inbox %s: Redis not reachable yet (%s)", self.key, exc)
         self._task = asyncio.create_task(self._run(), name="lockgate-inbox")
@@ -59,7 +58,7 @@ class Inbox:
             await asyncio.gather(self._task, return_exceptions=True)
         for ticket in list(self.tickets.values()):
             ticket.fail(Failed(type="server_error", status=503, message="the gateway is shutting down"))
-        with contextlib.suppress(RedisError, OSError):  # else it expires on its own
+        with contextlib.suppress(*REDIS_ERRORS):  # else it expires on its own
             await self.redis.delete(self.key)
 
     def register(self, ticket: RedisTicket) -> None:
@@ -100,7 +99,7 @@ class Inbox:
                     await self._refresh()
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 self._lost(f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)

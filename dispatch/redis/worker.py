@@ -21,13 +21,13 @@ from collections.abc import Awaitable, Iterable
 from typing import Any
 
 import msgspec
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from backends.events import Failed, Started
 from backends.protocol import Backend, Health, HealthState
 from backends.worker import run_job
 from dispatch.job import Job, decode_job
-from dispatch.redis.connection import RedisClient, connect
+from dispatch.redis.connection import REDIS_ERRORS, RedisClient, connect
 from dispatch.redis.keys import GROUP, Keys
 from dispatch.redis.outbox import GatewayGone, InboxUnreachable, JobCancelled, Outbox, StopJob
 from dispatch.redis.scripts import Scripts
@@ -108,7 +108,7 @@ class RedisWorker:
         for lane in self._lanes.values():
             try:
                 await self._ensure_groups(lane)
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("worker %s: Redis not reachable yet (%s)", self.worker_id, exc)
         self.writer.start()
         self._tasks = [asyncio.create_task(self._take_loop(name, lane), name=f"lockgate-take-{name}")
@@ -135,7 +135,7 @@ class RedisWorker:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.writer.close()
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_ERRORS):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for name in self._lanes:
                     pipe.hdel(self.keys.workers(name), self.worker_id)
@@ -170,7 +170,7 @@ class RedisWorker:
                 else:
                     log.error("backend %s: %s", name, exc)
                     await asyncio.sleep(backoff)
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("backend %s: Redis unavailable (%s); retrying", name, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
@@ -335,7 +335,7 @@ class RedisWorker:
                         await self._guard(self._ensure_groups(lane))
                 else:
                     log.error("maintenance: %s", exc)
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("maintenance: Redis unavailable (%s)", exc)
             await asyncio.sleep(self.config.heartbeat_interval_s)
 
@@ -413,11 +413,11 @@ class RedisWorker:
                         self.cancel(_str(message["data"]))
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("cancel listener: Redis unavailable (%s)", exc)
                 await asyncio.sleep(0.5)
             finally:
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(*REDIS_ERRORS):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def cancel(self, job_id: str) -> bool:
@@ -434,7 +434,7 @@ class RedisWorker:
         """Await a best-effort Redis step; log instead of raising (the caller has nothing better to do)."""
         try:
             await work
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             log.warning("Redis step failed: %s", exc)
 
 

@@ -1,0 +1,174 @@
+"""Throwaway Redis Cluster and Sentinel deployments from the local ``redis-server`` binary, in a tmp dir.
+
+Never the shared Redis: every server here runs on free ports of its own and is killed by its fixture.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+import redis.cluster
+import redis.sentinel
+
+from tests.support.procs import free_port
+
+from .harness import wait_until
+
+SERVICE = "lgmaster"
+
+
+def _binary(name: str) -> str:
+    return shutil.which(name) or name
+
+
+class Server:
+    """One ``redis-server`` (data node or Sentinel) with its own dir and log."""
+
+    def __init__(self, tmp: Path, name: str, args: list[str], *, sentinel: bool = False) -> None:
+        self.port = free_port()
+        self.dir = tmp / f"{name}-{self.port}"
+        self.dir.mkdir()
+        self.log = self.dir / "server.log"
+        if sentinel:
+            conf = self.dir / "sentinel.conf"
+            conf.write_text("\n".join([f"port {self.port}", "bind 127.0.0.1", f"dir {self.dir}", *args]) + "\n")
+            cmd = [_binary("redis-server"), str(conf), "--sentinel"]
+        else:
+            cmd = [_binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                   "--appendonly", "no", "--dir", str(self.dir), *args]
+        self.proc = subprocess.Popen([*cmd, "--logfile", str(self.log)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        self.client = redis.Redis(port=self.port, socket_timeout=5)
+        wait_until(self._up, 10, f"redis-server on {self.port}")
+
+    def _up(self) -> bool:
+        if self.proc.poll() is not None:
+            log = self.log.read_text() if self.log.exists() else ""
+            raise RuntimeError(f"redis-server on {self.port} exited: {log}")
+        try:
+            return bool(self.client.ping())
+        except redis.RedisError:
+            return False
+
+    def info(self, section: str) -> dict[str, Any]:
+        return dict(self.client.info(section))
+
+    def kill(self) -> None:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+class Cluster:
+    """Three masters (no replicas): ``redis-cli --cluster create``, then ``cluster_state:ok`` on every node."""
+
+    def __init__(self, tmp: Path, masters: int = 3) -> None:
+        self.nodes: list[Server] = []
+        try:
+            for i in range(masters):
+                # cluster-port: the bus port is free too (the default, port + 10000, might not be).
+                self.nodes.append(Server(tmp, f"cluster{i}", [
+                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                    "--cluster-node-timeout", "3000", "--cluster-port", str(free_port())]))
+            addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
+            subprocess.run([_binary("redis-cli"), "--cluster", "create", *addresses, "--cluster-replicas", "0",
+                            "--cluster-yes"], check=True, capture_output=True, timeout=60)
+            wait_until(lambda: all(n.info("cluster") and _cluster_ok(n) for n in self.nodes), 30,
+                       "cluster_state:ok on every node", interval=0.1)
+        except BaseException:
+            self.close()
+            raise
+        self.url = "redis+cluster://" + ",".join(addresses)
+
+    def client(self) -> redis.cluster.RedisCluster:
+        return redis.cluster.RedisCluster(
+            startup_nodes=[redis.cluster.ClusterNode("127.0.0.1", n.port) for n in self.nodes])
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.kill()
+
+
+def _cluster_ok(node: Server) -> bool:
+    text = node.client.execute_command("CLUSTER", "INFO")
+    state = text.decode() if isinstance(text, bytes) else str(text)
+    return "cluster_state:ok" in state
+
+
+class SentinelSetup:
+    """A master, a replica of it, and one Sentinel watching them (quorum 1, so SENTINEL FAILOVER works alone)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.servers: list[Server] = []
+        try:
+            self.master = self._add(Server(tmp, "master", []))
+            self.replica = self._add(Server(tmp, "replica", ["--replicaof", "127.0.0.1", str(self.master.port)]))
+            wait_until(lambda: self.replica.info("replication").get("master_link_status") == "up", 20,
+                       "the replica to sync")
+            self.sentinel = self._add(Server(tmp, "sentinel", [
+                f"sentinel monitor {SERVICE} 127.0.0.1 {self.master.port} 1",
+                f"sentinel down-after-milliseconds {SERVICE} 2000",
+                f"sentinel failover-timeout {SERVICE} 10000",
+                f"sentinel parallel-syncs {SERVICE} 1",
+            ], sentinel=True))
+            wait_until(self._replica_known, 30, "the Sentinel to know the replica", interval=0.1)
+        except BaseException:
+            self.close()
+            raise
+        self.url = f"redis+sentinel://127.0.0.1:{self.sentinel.port}/{SERVICE}/0"
+
+    def _add(self, server: Server) -> Server:
+        self.servers.append(server)
+        return server
+
+    def _replica_known(self) -> bool:
+        replicas = self.sentinel.client.execute_command("SENTINEL", "REPLICAS", SERVICE)
+        return any(_flag_dict(r).get("flags") == "slave" for r in replicas or ())
+
+    def master_port(self) -> int:
+        _, port = self.sentinel.client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
+        return int(port)
+
+    def client(self) -> redis.Redis:
+        return redis.sentinel.Sentinel([("127.0.0.1", self.sentinel.port)]).master_for(SERVICE, socket_timeout=5)
+
+    def failover(self, timeout: float = 30) -> int:
+        """``SENTINEL FAILOVER`` (retried while the Sentinel finds no good replica yet); returns the new port."""
+        before = self.master_port()
+
+        def ask() -> bool:
+            try:
+                return bool(self.sentinel.client.execute_command("SENTINEL", "FAILOVER", SERVICE))
+            except redis.ResponseError as exc:
+                if "NOGOODSLAVE" in str(exc) or "INPROG" in str(exc):
+                    return False
+                raise
+
+        wait_until(ask, timeout, "the Sentinel to accept the failover", interval=0.2)
+        wait_until(lambda: self.master_port() != before, timeout, "a new master", interval=0.05)
+        return self.master_port()
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.kill()
+
+
+def _flag_dict(row: Any) -> dict[str, str]:
+    if isinstance(row, dict):
+        return {_s(k): _s(v) for k, v in row.items()}
+    items = [_s(x) for x in row]
+    return dict(zip(items[::2], items[1::2], strict=False))
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def settle(seconds: float) -> None:
+    time.sleep(seconds)
