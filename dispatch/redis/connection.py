@@ -12,7 +12,7 @@ from typing import Any, TypeAlias
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import SSLConnection, parse_url
+from redis.asyncio.connection import AbstractConnection, SSLConnection, parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
@@ -35,8 +35,16 @@ POOL_WAIT_S = 10.0
 
 
 class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
-    """The Sentinel pool (finds the current master, drops connections to a demoted one) that waits for a free
-    connection under load instead of failing, like the standalone pool."""
+    """The Sentinel pool (asks the Sentinels for the master when it connects) that waits for a free connection
+    under load instead of failing, like the standalone pool."""
+
+    async def release(self, connection: AbstractConnection) -> None:
+        # redis-py's asyncio pool never checks that a returned connection still points at the current
+        # master: one that was busy (a blocking read) during a failover would be reused against the old master.
+        address = (getattr(connection, "host", None), getattr(connection, "port", None))
+        if self.master_address is not None and address != tuple(self.master_address):
+            await connection.disconnect()  # reconnects to the current master when next used
+        await super().release(connection)
 
 
 def connect(target: RedisTarget, max_connections: int = 64) -> RedisClient:

@@ -14,6 +14,7 @@ from backends.protocol import Health, HealthState, Load
 from dispatch.contract import AdmissionRefused, BackendStatus, DispatchUnavailable
 from dispatch.job import Job, encode_job
 from dispatch.redis.connection import REDIS_ERRORS, RedisClient, connect
+from dispatch.redis.failover import MasterWatch
 from dispatch.redis.inbox import Inbox
 from dispatch.redis.keys import GROUP, Keys
 from dispatch.redis.scripts import Scripts
@@ -58,9 +59,12 @@ class RedisDispatcher:
         self._signals: set[asyncio.Task[None]] = set()
         self._refused = telemetry.meter.create_counter(
             "lockgate.dispatch.refused", unit="{job}", description="Jobs refused by the queue-depth check")
+        self._watch = MasterWatch(self.redis, interval_s=config.redis.failover_check_s, telemetry=telemetry,
+                                  role="gateway", on_change=self.inbox.master_changed)
 
     async def start(self) -> None:
         await self.inbox.start()
+        self._watch.start()
         self._accepting = True
 
     async def close(self, grace_s: float = 0.0) -> None:
@@ -72,6 +76,7 @@ class RedisDispatcher:
         for ticket in list(self.inbox.tickets.values()):
             await ticket.cancel()
         await asyncio.gather(*self._signals, return_exceptions=True)
+        await self._watch.close()
         await self.inbox.close()
         await self.redis.aclose()
 

@@ -114,6 +114,11 @@ class Inbox:
             # Expired or Redis restarted under us: workers cannot reach in-flight requests any more.
             self._lost("inbox stream vanished")
 
+    def master_changed(self, why: str) -> None:
+        """A Sentinel failover: events of in-flight requests may be on the old master, lost with it. They fail
+        now; the inbox is recreated on the new master once the read blocked on the old one returns."""
+        self._lost(why)
+
     def _lost(self, why: str) -> None:
         if self.healthy or self.tickets:
             log.warning("inbox %s lost (%s): failing %d in-flight request(s)", self.key, why, len(self.tickets))

@@ -28,6 +28,7 @@ from backends.protocol import Backend, Health, HealthState
 from backends.worker import run_job
 from dispatch.job import Job, decode_job
 from dispatch.redis.connection import REDIS_ERRORS, RedisClient, connect
+from dispatch.redis.failover import MasterWatch
 from dispatch.redis.keys import GROUP, Keys
 from dispatch.redis.outbox import GatewayGone, InboxUnreachable, JobCancelled, Outbox, StopJob
 from dispatch.redis.scripts import Scripts
@@ -103,6 +104,9 @@ class RedisWorker:
                                           description="Jobs moved to the dead-letter stream")
         self._cancelled = meter.create_counter("lockgate.dispatch.cancelled", unit="{job}",
                                                description="Jobs aborted because their gateway cancelled them")
+        self._resubscribe = asyncio.Event()
+        self._watch = MasterWatch(self.redis, interval_s=config.redis.failover_check_s, telemetry=telemetry,
+                                  role="worker", on_change=self._master_changed)
 
     async def start(self) -> None:
         for lane in self._lanes.values():
@@ -115,6 +119,7 @@ class RedisWorker:
                        for name, lane in self._lanes.items()]
         self._tasks.append(asyncio.create_task(self._maintain_loop(), name="lockgate-maintain"))
         self._tasks.append(asyncio.create_task(self._cancel_loop(), name="lockgate-cancel-listener"))
+        self._watch.start()
         log.info("worker %s serving %s", self.worker_id, ", ".join(self._lanes))
 
     async def stop(self, grace_s: float = 0.0) -> None:
@@ -134,6 +139,7 @@ class RedisWorker:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._watch.close()
         await self.writer.close()
         with contextlib.suppress(*REDIS_ERRORS):
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -405,9 +411,10 @@ class RedisWorker:
         channels = [self.keys.cancel_channel(name) for name in self._lanes]
         while True:
             pubsub = self.redis.pubsub()
+            self._resubscribe.clear()
             try:
                 await pubsub.subscribe(*channels)
-                while True:
+                while not self._resubscribe.is_set():
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None and message["type"] == "message":
                         self.cancel(_str(message["data"]))
@@ -419,6 +426,14 @@ class RedisWorker:
             finally:
                 with contextlib.suppress(*REDIS_ERRORS):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _master_changed(self, why: str) -> None:
+        """A Sentinel failover: the gateways fail every request in flight (their events may be lost with the old
+        master), so the jobs running for them are aborted and acknowledged on the new master; the cancel
+        subscription, still on the old master, is renewed."""
+        for job_id in list(self._by_job):
+            self.cancel(job_id)
+        self._resubscribe.set()
 
     def cancel(self, job_id: str) -> bool:
         """Abort a job this worker runs (its task is cancelled: the engine request with it)."""

@@ -181,6 +181,10 @@ class RedisConnectionConfig(_Section, frozen=True):
     """Private key of ``tls_cert_file``."""
     tls_verify: bool = True
     """Verify the servers' certificates and host names; turn off only for testing."""
+    failover_check_s: PositiveFloat = 0.5
+    """With Sentinel: how often each process asks the Sentinels who the master is. A new master fails the
+    requests in flight at once (their events may be lost with the old master) instead of after the old master
+    is demoted, which can take 10 s, and sends new commands to the new master."""
 
 
 class DispatchConfig(_Section, frozen=True):

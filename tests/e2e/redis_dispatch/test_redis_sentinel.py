@@ -1,0 +1,98 @@
+"""The Redis dispatch through Sentinel (a master, a replica, one Sentinel), with a failover mid-run."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from .harness import Deployment, body, content_of, expected_text, sse_events, wait_until
+from .topology import SentinelSetup
+
+
+@pytest.fixture
+def sentinel(tmp_path: Path) -> Iterator[SentinelSetup]:
+    setup = SentinelSetup(tmp_path)
+    yield setup
+    setup.close()
+
+
+@pytest.fixture
+def dep(tmp_path: Path, sentinel: SentinelSetup) -> Iterator[Deployment]:
+    """A deployment through the Sentinel; afterwards no key of the test without a TTL on the (current) master."""
+    d = Deployment(tmp_path, redis_url=sentinel.url, client=sentinel.client())
+    try:
+        yield d
+    finally:
+        d.close()
+        try:
+            assert d.keys_without_ttl() == [], "lockgate keys without a TTL"
+        finally:
+            d.cleanup()
+
+
+def _chat(client: openai.OpenAI, prompt: str, *, stream: bool) -> str:
+    kwargs: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": prompt}], "max_tokens": 10,
+                              "seed": 7, "extra_body": {"ignore_eos": True}}
+    if stream:
+        chunks = client.chat.completions.create(stream=True, **kwargs)
+        return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    return client.chat.completions.create(**kwargs).choices[0].message.content or ""
+
+
+def test_requests_through_sentinel(dep: Deployment, sentinel: SentinelSetup) -> None:
+    cfg = dep.config()
+    dep.worker(cfg)
+    gw = dep.gateway(cfg)
+    client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="unused", max_retries=0, timeout=30)
+    for stream in (False, True):
+        assert _chat(client, "through the sentinel", stream=stream) == expected_text("through the sentinel", 10)
+    # It really went to the master the Sentinel names.
+    assert dep.redis_keys()
+    assert sentinel.master_port() == sentinel.master.port
+
+
+def test_failover_fails_in_flight_fast_and_new_requests_succeed(dep: Deployment, sentinel: SentinelSetup) -> None:
+    cfg = dep.config(sim={"ttft_ms": 10, "tpot_ms": 100})
+    dep.worker(cfg)
+    gw = dep.gateway(cfg)
+    errors: list[dict[str, Any]] = []
+    tail: list[Any] = []
+    with httpx.stream("POST", f"{gw.url}/v1/chat/completions", json=body("in flight", max_tokens=150),
+                      timeout=30) as resp:
+        events = sse_events(resp.iter_lines())
+        for event in events:
+            if content_of(event):
+                break
+        new_master = sentinel.failover()
+        switched = time.monotonic()
+        for event in events:
+            if errors:
+                tail.append(event)
+            elif isinstance(event, dict) and "error" in event:
+                errors.append(event["error"])
+        failed_after = time.monotonic() - switched
+    assert new_master == sentinel.replica.port
+    assert len(errors) == 1, errors
+    assert errors[0]["code"] == "dispatch_unavailable"
+    assert tail == ["[DONE]"]
+    assert failed_after < 2.0
+    # The worker dropped the job too (nobody waits for it any more) and acknowledged it on the new master.
+    wait_until(lambda: not dep.pending(), 5, "the in-flight job to be aborted and acknowledged")
+
+    client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="unused", max_retries=0, timeout=30)
+
+    def served() -> bool:
+        try:
+            return _chat(client, "after the failover", stream=False) == expected_text("after the failover", 10)
+        except openai.APIError:
+            return False
+
+    wait_until(served, 20, "a request to succeed on the new master", interval=0.2)
+    assert _chat(client, "streamed after", stream=True) == expected_text("streamed after", 10)
+    assert sentinel.master_port() == new_master
