@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import redis
 
 from .harness import Deployment, body, content_of, expected_text, sse_events, wait_until
 from .topology import SentinelSetup
@@ -82,6 +83,9 @@ def test_failover_fails_in_flight_fast_and_new_requests_succeed(dep: Deployment,
     assert errors[0]["code"] == "dispatch_unavailable"
     assert tail == ["[DONE]"]
     assert failed_after < 2.0
+    # The test's own client kept its pooled connection to the old master (redis-py reuses it); look at the new.
+    dep.r.close()
+    dep.r = redis.Redis(port=new_master)
     # The worker dropped the job too (nobody waits for it any more) and acknowledged it on the new master.
     wait_until(lambda: not dep.pending(), 5, "the in-flight job to be aborted and acknowledged")
 
