@@ -16,11 +16,11 @@ from redis.asyncio.connection import AbstractConnection, SSLConnection, parse_ur
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import ClusterDownError, RedisClusterException, RedisError, TryAgainError
 
 from gateway.config.redis_target import RedisTarget, redis_url, resolve
 
-__all__ = ["REDIS_ERRORS", "RedisClient", "connect", "redis_url", "resolve"]
+__all__ = ["CLUSTER_UNAVAILABLE", "REDIS_ERRORS", "RedisClient", "connect", "redis_url", "resolve"]
 
 RedisClient: TypeAlias = Redis | RedisCluster
 """What the dispatch talks to. Both run the same commands; every multi-key command and script stays in one
@@ -29,6 +29,9 @@ Cluster slot (hash tags, see keys.py), and pipelines carry no transaction across
 REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
 """What a failing Redis raises: the Cluster client's own errors (no reachable node, slot not covered) are not
 RedisErrors, and a loop that let them through would die instead of waiting for the cluster to come back."""
+
+CLUSTER_UNAVAILABLE: tuple[type[Exception], ...] = (ClusterDownError, TryAgainError)
+"""Replies (ResponseErrors) that mean "the Cluster cannot serve this slot right now", not a bug: wait and retry."""
 
 CONNECT_TIMEOUT_S = 2.0
 POOL_WAIT_S = 10.0

@@ -27,7 +27,7 @@ from backends.events import Failed, Started
 from backends.protocol import Backend, Health, HealthState
 from backends.worker import run_job
 from dispatch.job import Job, decode_job
-from dispatch.redis.connection import REDIS_ERRORS, RedisClient, connect
+from dispatch.redis.connection import CLUSTER_UNAVAILABLE, REDIS_ERRORS, RedisClient, connect
 from dispatch.redis.failover import MasterWatch
 from dispatch.redis.keys import GROUP, Keys
 from dispatch.redis.outbox import GatewayGone, InboxUnreachable, JobCancelled, Outbox, StopJob
@@ -170,7 +170,11 @@ class RedisWorker:
             except asyncio.CancelledError:
                 raise
             except ResponseError as exc:
-                if "NOGROUP" in str(exc):
+                if isinstance(exc, CLUSTER_UNAVAILABLE):
+                    log.warning("backend %s: Redis Cluster unavailable (%s); retrying", name, exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 1.0)
+                elif "NOGROUP" in str(exc):
                     log.info("backend %s: consumer group missing (Redis restarted?); recreating", name)
                     await self._guard(self._ensure_groups(lane))
                 else:
@@ -336,7 +340,9 @@ class RedisWorker:
             except asyncio.CancelledError:
                 raise
             except ResponseError as exc:
-                if "NOGROUP" in str(exc):
+                if isinstance(exc, CLUSTER_UNAVAILABLE):
+                    log.warning("maintenance: Redis Cluster unavailable (%s)", exc)
+                elif "NOGROUP" in str(exc):
                     for lane in self._lanes.values():
                         await self._guard(self._ensure_groups(lane))
                 else:

@@ -135,3 +135,57 @@ def test_cancellation_reaches_a_silent_job_by_pub_sub(dep: Deployment) -> None:
     hung_up = ended[0]
     wait_until(lambda: not dep.pending(), 3, "the hung job to be cancelled and acknowledged")
     assert time.monotonic() - hung_up < 1.5
+
+
+def test_master_lost_fails_in_flight_fast_and_the_cluster_recovers(tmp_path: Path) -> None:
+    """A master without a replica dies under the gateway's inbox: the blocked read fails, the cluster goes
+    CLUSTERDOWN once the others notice. In-flight requests fail at once; when the node is back (empty),
+    new requests succeed: the inbox is recreated, workers recreate lost consumer groups."""
+    own = Cluster(tmp_path / "own")
+    d = Deployment(tmp_path, redis_url=own.url, client=own.client())
+    try:
+        cfg = d.config(sim={"ttft_ms": 10, "tpot_ms": 100})
+        d.worker(cfg)
+        gw = d.gateway(cfg)
+        errors: list[dict[str, Any]] = []
+        with httpx.stream("POST", f"{gw.url}/v1/chat/completions", json=body("in flight", max_tokens=100),
+                          timeout=30) as resp:
+            events = sse_events(resp.iter_lines())
+            for event in events:
+                if content_of(event):
+                    break
+            inbox = next(k for k in d.redis_keys() if k.endswith(":inbox"))
+            victim = own.node_of(inbox)
+            victim.kill()
+            killed = time.monotonic()
+            for event in events:
+                if isinstance(event, dict) and "error" in event:
+                    errors.append(event["error"])
+            failed_after = time.monotonic() - killed
+        assert len(errors) == 1, errors
+        assert errors[0]["code"] == "dispatch_unavailable"
+        assert failed_after < 2.0
+
+        victim.restart()
+        wait_until(own.ok, 30, "the cluster to be whole again", interval=0.2)
+
+        def served() -> bool:
+            try:
+                r = httpx.post(f"{gw.url}/v1/chat/completions", json=body("after", max_tokens=6, stream=False),
+                               timeout=10)
+            except httpx.HTTPError:
+                return False
+            return r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == expected_text("after", 6)
+
+        wait_until(served, 30, "a request to succeed after the node came back", interval=0.3)
+        with httpx.stream("POST", f"{gw.url}/v1/chat/completions", json=body("streamed after", max_tokens=8),
+                          timeout=30) as resp:
+            after = list(sse_events(resp.iter_lines()))
+        assert after[-1] == "[DONE]"
+        assert "".join(t for e in after if (t := content_of(e))) == expected_text("streamed after", 8)
+        d.close()
+        assert d.keys_without_ttl() == []
+    finally:
+        d.close()
+        d.cleanup()
+        own.close()

@@ -14,6 +14,7 @@ from typing import Any
 import redis
 import redis.cluster
 import redis.sentinel
+from redis.crc import key_slot
 
 from tests.support.procs import free_port
 
@@ -32,7 +33,7 @@ class Server:
     def __init__(self, tmp: Path, name: str, args: list[str], *, sentinel: bool = False) -> None:
         self.port = free_port()
         self.dir = tmp / f"{name}-{self.port}"
-        self.dir.mkdir()
+        self.dir.mkdir(parents=True)
         self.log = self.dir / "server.log"
         if sentinel:
             conf = self.dir / "sentinel.conf"
@@ -41,10 +42,15 @@ class Server:
         else:
             cmd = [_binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                    "--appendonly", "no", "--dir", str(self.dir), *args]
-        self.proc = subprocess.Popen([*cmd, "--logfile", str(self.log)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self._cmd = [*cmd, "--logfile", str(self.log)]
+        self.proc = subprocess.Popen(self._cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.client = redis.Redis(port=self.port, socket_timeout=5)
         wait_until(self._up, 10, f"redis-server on {self.port}")
+
+    def restart(self) -> None:
+        """Same port, same dir (a Cluster node rejoins from its nodes.conf), no data (no persistence)."""
+        self.proc = subprocess.Popen(self._cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self._up, 10, f"redis-server on {self.port} to restart")
 
     def _up(self) -> bool:
         if self.proc.poll() is not None:
@@ -79,12 +85,23 @@ class Cluster:
             addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
             subprocess.run([_binary("redis-cli"), "--cluster", "create", *addresses, "--cluster-replicas", "0",
                             "--cluster-yes"], check=True, capture_output=True, timeout=60)
-            wait_until(lambda: all(n.info("cluster") and _cluster_ok(n) for n in self.nodes), 30,
-                       "cluster_state:ok on every node", interval=0.1)
+            wait_until(self.ok, 30, "cluster_state:ok on every node", interval=0.1)
         except BaseException:
             self.close()
             raise
         self.url = "redis+cluster://" + ",".join(addresses)
+
+    def ok(self) -> bool:
+        return all(_cluster_ok(n) for n in self.nodes)
+
+    def node_of(self, key: str) -> Server:
+        """The master serving ``key``'s slot."""
+        slot = key_slot(key.encode())
+        for row in self.nodes[0].client.execute_command("CLUSTER", "SLOTS"):
+            start, end, master = int(row[0]), int(row[1]), row[2]
+            if start <= slot <= end:
+                return next(n for n in self.nodes if n.port == int(master[1]))
+        raise LookupError(key)
 
     def client(self) -> redis.cluster.RedisCluster:
         return redis.cluster.RedisCluster(
@@ -96,7 +113,10 @@ class Cluster:
 
 
 def _cluster_ok(node: Server) -> bool:
-    text = node.client.execute_command("CLUSTER", "INFO")
+    try:
+        text = node.client.execute_command("CLUSTER", "INFO")
+    except redis.RedisError:
+        return False
     state = text.decode() if isinstance(text, bytes) else str(text)
     return "cluster_state:ok" in state
 
