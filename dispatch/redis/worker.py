@@ -174,6 +174,10 @@ class RedisWorker:
                     log.warning("backend %s: Redis Cluster unavailable (%s); retrying", name, exc)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 1.0)
+                elif str(exc).startswith("UNBLOCKED"):
+                    # The blocked read's stream went away under it: its Cluster slot moved (the next read
+                    # follows MOVED) or the server changed role. Read again.
+                    log.info("backend %s: blocking read interrupted (%s); reading again", name, exc)
                 elif "NOGROUP" in str(exc):
                     log.info("backend %s: consumer group missing (Redis restarted?); recreating", name)
                     await self._guard(self._ensure_groups(lane))

@@ -189,3 +189,50 @@ def test_master_lost_fails_in_flight_fast_and_the_cluster_recovers(tmp_path: Pat
         d.close()
         d.cleanup()
         own.close()
+
+
+def test_slots_migrated_mid_run_moved_and_ask_are_followed(dep: Deployment, cluster: Cluster) -> None:
+    """The job streams' slot and the gateway inbox's slot move to other masters while streams run. Clients
+    meet ASK during the move and MOVED after it. Every request ends cleanly: its whole exact text, or (if a
+    command met the slot mid-move) its first tokens and then exactly one error; never a token twice. New
+    requests succeed afterwards."""
+    cfg = dep.config(sim={"ttft_ms": 10, "tpot_ms": 40})
+    dep.worker(cfg)
+    gw = dep.gateway(cfg)
+    results: dict[int, list[Any]] = {}
+    started = threading.Barrier(5)
+
+    def client(i: int) -> None:
+        with httpx.stream("POST", f"{gw.url}/v1/chat/completions", json=body(f"moving {i}", max_tokens=40),
+                          timeout=60) as resp:
+            started.wait(10)
+            results[i] = [resp.status_code, *sse_events(resp.iter_lines())]
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    started.wait(10)
+    inbox = next(k for k in dep.redis_keys() if k.endswith(":inbox"))
+    for key in (dep.jobs_key(), inbox):
+        src = cluster.node_of(key)
+        cluster.migrate(key, next(n for n in cluster.nodes if n is not src))
+        assert cluster.node_of(key) is not src
+    for t in threads:
+        t.join(60)
+    for i in range(4):
+        status, *events = results[i]
+        assert status == 200
+        assert events[-1] == "[DONE]"
+        text = "".join(t for e in events if (t := content_of(e)))
+        errors = [e for e in events if isinstance(e, dict) and "error" in e]
+        if errors:
+            assert len(errors) == 1, errors
+            assert expected_text(f"moving {i}", 40).startswith(text)
+        else:
+            assert text == expected_text(f"moving {i}", 40)
+    client_ = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="unused", max_retries=0, timeout=30)
+    for i in range(3):
+        stream = client_.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": f"after {i}"}], max_tokens=8, seed=7, stream=True,
+            extra_body={"ignore_eos": True})
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == expected_text(f"after {i}", 8)

@@ -103,6 +103,19 @@ class Cluster:
                 return next(n for n in self.nodes if n.port == int(master[1]))
         raise LookupError(key)
 
+    def migrate(self, key: str, dest: Server) -> None:
+        """Move ``key``'s slot, with its keys, to ``dest`` the way ``redis-cli --cluster reshard`` does: clients
+        meet ASK while it moves and MOVED afterwards."""
+        slot = key_slot(key.encode())
+        src = self.node_of(key)
+        src_id, dest_id = (_s(n.client.execute_command("CLUSTER", "MYID")) for n in (src, dest))
+        dest.client.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+        src.client.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dest_id)
+        while keys := src.client.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+            src.client.execute_command("MIGRATE", "127.0.0.1", dest.port, "", 0, 5000, "KEYS", *keys)
+        for node in (dest, src, *(n for n in self.nodes if n not in (dest, src))):
+            node.client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dest_id)
+
     def client(self) -> redis.cluster.RedisCluster:
         return redis.cluster.RedisCluster(
             startup_nodes=[redis.cluster.ClusterNode("127.0.0.1", n.port) for n in self.nodes])
