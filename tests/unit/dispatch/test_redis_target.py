@@ -12,6 +12,7 @@ from dispatch.redis.connection import connect
 from gateway.config.loader import ConfigError, parse_config
 from gateway.config.redis_target import RedisTarget, RedisTargetError, parse_url, resolve
 from gateway.config.schema import DispatchConfig, RedisConnectionConfig
+from tests.support.procs import lockgate
 
 BASE = """
 [models.m]
@@ -115,3 +116,11 @@ async def test_each_mode_builds_its_client_without_connecting() -> None:
     assert isinstance(cluster, RedisCluster)
     for client in (standalone, sentinel, cluster):
         await client.aclose()
+
+
+def test_cli_refuses_a_bad_redis_url_with_a_clear_error() -> None:
+    result = lockgate("worker", "--redis", "memcached://x:1")
+    assert result.returncode == 2
+    assert "unsupported URL 'memcached://x:1'" in result.stderr
+    assert "redis+sentinel://" in result.stderr
+    assert "Traceback" not in result.stderr
