@@ -38,6 +38,8 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval
 
 
 def _toml_value(v: Any) -> str:
+    if isinstance(v, dict):
+        return _table(v)
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int | float):
@@ -86,9 +88,12 @@ class Deployment:
     """Config files, processes and Redis access for one test."""
 
     def __init__(self, tmp: Path, redis_url: str = SHARED_REDIS,
-                 client: redis.Redis | redis.cluster.RedisCluster | None = None) -> None:
-        """``client``: how the test itself reads Redis, for a Cluster or Sentinel ``redis_url``."""
+                 client: redis.Redis | redis.cluster.RedisCluster | None = None,
+                 dispatch: dict[str, Any] | None = None) -> None:
+        """``client``: how the test itself reads Redis, for a Cluster or Sentinel ``redis_url``.
+        ``dispatch``: ``[dispatch]`` settings of every config this deployment writes."""
         self.tmp = tmp
+        self.dispatch = dispatch or {}
         self.redis_url = redis_url
         self.prefix = f"lgt{uuid.uuid4().hex[:10]}"
         self.procs: list[Proc] = []
@@ -100,7 +105,8 @@ class Deployment:
                concurrency: int | None = None, grace_s: float = 5.0) -> Path:
         sim_opts = {"ttft_ms": 10, "tpot_ms": 5, **(sim or {})}
         disp = {"kind": "redis", "redis_url": self.redis_url, "key_prefix": self.prefix,
-                "visibility_timeout_s": 1.5, "heartbeat_interval_s": 0.2, "block_ms": 500, **(dispatch or {})}
+                "visibility_timeout_s": 1.5, "heartbeat_interval_s": 0.2, "block_ms": 500, **self.dispatch,
+                **(dispatch or {})}
         lim = {"max_attempts": 2, **(limits or {})}
         lines = [
             "[server]", f"shutdown_grace_s = {grace_s}",

@@ -21,6 +21,8 @@ from tests.support.procs import free_port
 from .harness import wait_until
 
 SERVICE = "lgmaster"
+PASSWORD = "data-secret"
+SENTINEL_PASSWORD = "sentinel-secret"
 
 
 def _binary(name: str) -> str:
@@ -30,7 +32,8 @@ def _binary(name: str) -> str:
 class Server:
     """One ``redis-server`` (data node or Sentinel) with its own dir and log."""
 
-    def __init__(self, tmp: Path, name: str, args: list[str], *, sentinel: bool = False) -> None:
+    def __init__(self, tmp: Path, name: str, args: list[str], *, sentinel: bool = False,
+                 password: str | None = None) -> None:
         self.port = free_port()
         self.dir = tmp / f"{name}-{self.port}"
         self.dir.mkdir(parents=True)
@@ -44,7 +47,7 @@ class Server:
                    "--appendonly", "no", "--dir", str(self.dir), *args]
         self._cmd = [*cmd, "--logfile", str(self.log)]
         self.proc = subprocess.Popen(self._cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.client = redis.Redis(port=self.port, socket_timeout=5)
+        self.client = redis.Redis(port=self.port, socket_timeout=5, password=password)
         wait_until(self._up, 10, f"redis-server on {self.port}")
 
     def restart(self) -> None:
@@ -135,13 +138,17 @@ def _cluster_ok(node: Server) -> bool:
 
 
 class SentinelSetup:
-    """A master, a replica of it, and one Sentinel watching them (quorum 1, so SENTINEL FAILOVER works alone)."""
+    """A master, a replica of it, and one Sentinel watching them (quorum 1, so SENTINEL FAILOVER works alone).
+
+    Everything requires a password, the Sentinel its own, so that auth is shown to pass through."""
 
     def __init__(self, tmp: Path) -> None:
         self.servers: list[Server] = []
+        auth = ["--requirepass", PASSWORD, "--masterauth", PASSWORD]
         try:
-            self.master = self._add(Server(tmp, "master", []))
-            self.replica = self._add(Server(tmp, "replica", ["--replicaof", "127.0.0.1", str(self.master.port)]))
+            self.master = self._add(Server(tmp, "master", auth, password=PASSWORD))
+            self.replica = self._add(Server(tmp, "replica", [*auth, "--replicaof", "127.0.0.1",
+                                                              str(self.master.port)], password=PASSWORD))
             wait_until(lambda: self.replica.info("replication").get("master_link_status") == "up", 20,
                        "the replica to sync")
             self.sentinel = self._add(Server(tmp, "sentinel", [
@@ -149,12 +156,14 @@ class SentinelSetup:
                 f"sentinel down-after-milliseconds {SERVICE} 2000",
                 f"sentinel failover-timeout {SERVICE} 10000",
                 f"sentinel parallel-syncs {SERVICE} 1",
-            ], sentinel=True))
+                f"sentinel auth-pass {SERVICE} {PASSWORD}",
+                f"requirepass {SENTINEL_PASSWORD}",
+            ], sentinel=True, password=SENTINEL_PASSWORD))
             wait_until(self._replica_known, 30, "the Sentinel to know the replica", interval=0.1)
         except BaseException:
             self.close()
             raise
-        self.url = f"redis+sentinel://127.0.0.1:{self.sentinel.port}/{SERVICE}/0"
+        self.url = f"redis+sentinel://:{PASSWORD}@127.0.0.1:{self.sentinel.port}/{SERVICE}/0"
 
     def _add(self, server: Server) -> Server:
         self.servers.append(server)
@@ -169,7 +178,9 @@ class SentinelSetup:
         return int(port)
 
     def client(self) -> redis.Redis:
-        return redis.sentinel.Sentinel([("127.0.0.1", self.sentinel.port)]).master_for(SERVICE, socket_timeout=5)
+        sentinel = redis.sentinel.Sentinel([("127.0.0.1", self.sentinel.port)],
+                                           sentinel_kwargs={"password": SENTINEL_PASSWORD})
+        return sentinel.master_for(SERVICE, socket_timeout=5, password=PASSWORD)
 
     def failover(self, timeout: float = 30) -> int:
         """``SENTINEL FAILOVER`` (retried while the Sentinel finds no good replica yet); returns the new port."""
