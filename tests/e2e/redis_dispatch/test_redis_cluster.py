@@ -215,16 +215,16 @@ def test_slots_migrated_mid_run_moved_and_ask_are_followed(dep: Deployment, clus
             results[i] = [resp.status_code, *sse_events(resp.iter_lines())]
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
+    for thread in threads:
+        thread.start()
     started.wait(10)
     inbox = next(k for k in dep.redis_keys() if k.endswith(":inbox"))
     for key in (dep.jobs_key(), inbox):
         src = cluster.node_of(key)
         cluster.migrate(key, next(n for n in cluster.nodes if n is not src))
         assert cluster.node_of(key) is not src
-    for t in threads:
-        t.join(60)
+    for thread in threads:
+        thread.join(60)
     for i in range(4):
         status, *events = results[i]
         assert status == 200

@@ -29,11 +29,37 @@ def _binary(name: str) -> str:
     return shutil.which(name) or name
 
 
+class Certs:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate, made with ``openssl``."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.dir = tmp / "certs"
+        self.dir.mkdir(parents=True)
+        self.ca, ca_key = self.dir / "ca.crt", self.dir / "ca.key"
+        self._openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", self.ca,
+                      "-days", "1", "-subj", "/CN=lockgate-test-ca")
+        self.server_cert, self.server_key = self._issue("server", "subjectAltName=DNS:localhost,IP:127.0.0.1")
+        self.client_cert, self.client_key = self._issue("client", "extendedKeyUsage=clientAuth")
+
+    def _issue(self, name: str, extension: str) -> tuple[Path, Path]:
+        key, csr, cert, ext = (self.dir / f"{name}.{suffix}" for suffix in ("key", "csr", "crt", "ext"))
+        ext.write_text(extension + "\n")
+        self._openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", f"/CN={name}")
+        self._openssl("x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", self.dir / "ca.key",
+                      "-CAcreateserial", "-out", cert, "-days", "1", "-extfile", ext)
+        return cert, key
+
+    @staticmethod
+    def _openssl(*args: str | Path) -> None:
+        subprocess.run([_binary("openssl"), *map(str, args)], check=True, capture_output=True, timeout=60)
+
+
 class Server:
     """One ``redis-server`` (data node or Sentinel) with its own dir and log."""
 
     def __init__(self, tmp: Path, name: str, args: list[str], *, sentinel: bool = False,
-                 password: str | None = None) -> None:
+                 password: str | None = None, tls: Certs | None = None) -> None:
+        """``tls``: serve TLS only (no plain port), and require a client certificate signed by the CA."""
         self.port = free_port()
         self.dir = tmp / f"{name}-{self.port}"
         self.dir.mkdir(parents=True)
@@ -43,11 +69,17 @@ class Server:
             conf.write_text("\n".join([f"port {self.port}", "bind 127.0.0.1", f"dir {self.dir}", *args]) + "\n")
             cmd = [_binary("redis-server"), str(conf), "--sentinel"]
         else:
-            cmd = [_binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            ports = ["--port", str(self.port)] if tls is None else [
+                "--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(tls.server_cert),
+                "--tls-key-file", str(tls.server_key), "--tls-ca-cert-file", str(tls.ca), "--tls-auth-clients", "yes"]
+            cmd = [_binary("redis-server"), *ports, "--bind", "127.0.0.1", "--save", "",
                    "--appendonly", "no", "--dir", str(self.dir), *args]
         self._cmd = [*cmd, "--logfile", str(self.log)]
         self.proc = subprocess.Popen(self._cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.client = redis.Redis(port=self.port, socket_timeout=5, password=password)
+        tls_args: dict[str, Any] = {} if tls is None else {
+            "ssl": True, "ssl_ca_certs": str(tls.ca), "ssl_certfile": str(tls.client_cert),
+            "ssl_keyfile": str(tls.client_key)}
+        self.client = redis.Redis(port=self.port, socket_timeout=5, password=password, **tls_args)
         wait_until(self._up, 10, f"redis-server on {self.port}")
 
     def restart(self) -> None:
