@@ -23,6 +23,7 @@ from .harness import wait_until
 SERVICE = "lgmaster"
 PASSWORD = "data-secret"
 SENTINEL_PASSWORD = "sentinel-secret"
+CLUSTER_PASSWORD = "cluster-secret"
 
 
 def _binary(name: str) -> str:
@@ -107,7 +108,8 @@ class Server:
 
 
 class Cluster:
-    """Three masters (no replicas): ``redis-cli --cluster create``, then ``cluster_state:ok`` on every node."""
+    """Three masters (no replicas): ``redis-cli --cluster create``, then ``cluster_state:ok`` on every node.
+    Every node requires a password, so that auth is shown to pass through to the Cluster client."""
 
     def __init__(self, tmp: Path, masters: int = 3) -> None:
         self.nodes: list[Server] = []
@@ -116,15 +118,17 @@ class Cluster:
                 # cluster-port: the bus port is free too (the default, port + 10000, might not be).
                 self.nodes.append(Server(tmp, f"cluster{i}", [
                     "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                    "--cluster-node-timeout", "3000", "--cluster-port", str(free_port())]))
+                    "--cluster-node-timeout", "3000", "--cluster-port", str(free_port()),
+                    "--requirepass", CLUSTER_PASSWORD, "--masterauth", CLUSTER_PASSWORD], password=CLUSTER_PASSWORD))
             addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
-            subprocess.run([_binary("redis-cli"), "--cluster", "create", *addresses, "--cluster-replicas", "0",
-                            "--cluster-yes"], check=True, capture_output=True, timeout=60)
+            subprocess.run([_binary("redis-cli"), "-a", CLUSTER_PASSWORD, "--no-auth-warning", "--cluster", "create",
+                            *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+                           check=True, capture_output=True, timeout=60)
             wait_until(self.ok, 30, "cluster_state:ok on every node", interval=0.1)
         except BaseException:
             self.close()
             raise
-        self.url = "redis+cluster://" + ",".join(addresses)
+        self.url = f"redis+cluster://:{CLUSTER_PASSWORD}@" + ",".join(addresses)
 
     def ok(self) -> bool:
         return all(_cluster_ok(n) for n in self.nodes)
@@ -147,13 +151,15 @@ class Cluster:
         dest.client.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
         src.client.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dest_id)
         while keys := src.client.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
-            src.client.execute_command("MIGRATE", "127.0.0.1", dest.port, "", 0, 5000, "KEYS", *keys)
+            src.client.execute_command("MIGRATE", "127.0.0.1", dest.port, "", 0, 5000, "AUTH", CLUSTER_PASSWORD,
+                                       "KEYS", *keys)
         for node in (dest, src, *(n for n in self.nodes if n not in (dest, src))):
             node.client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dest_id)
 
     def client(self) -> redis.cluster.RedisCluster:
         return redis.cluster.RedisCluster(
-            startup_nodes=[redis.cluster.ClusterNode("127.0.0.1", n.port) for n in self.nodes])
+            startup_nodes=[redis.cluster.ClusterNode("127.0.0.1", n.port) for n in self.nodes],
+            password=CLUSTER_PASSWORD)
 
     def close(self) -> None:
         for node in self.nodes:
