@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -124,3 +126,18 @@ def test_cli_refuses_a_bad_redis_url_with_a_clear_error() -> None:
     assert "unsupported URL 'memcached://x:1'" in result.stderr
     assert "redis+sentinel://" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_describe_never_shows_a_password() -> None:
+    assert parse_url("redis://u:secret@h:6379/0").describe() == "standalone redis://***@h:6379/0"
+    assert parse_url("redis+sentinel://:secret@s:26379/m/1").describe() == "sentinel s:26379 service m db 1"
+    assert parse_url("rediss+cluster://:secret@n:7000").describe() == "cluster n:7000"
+
+
+def test_config_check_says_where_redis_is(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(BASE + 'redis_url = "redis+sentinel://:secret@s1:26379,s2:26379/mymaster/2"\n')
+    result = lockgate("config", "check", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "dispatch redis (sentinel s1:26379,s2:26379 service mymaster db 2)" in result.stdout
+    assert "secret" not in result.stdout
