@@ -87,7 +87,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     config = load_config(args.file)
     models = ", ".join(f"{name} -> {'/'.join(m.backend for m in model.backends)}"
                        for name, model in config.models.items())
-    dispatch = config.dispatch.kind
+    dispatch: str = config.dispatch.kind
     if dispatch == "redis":  # where it points, from the file alone (never a password)
         dispatch += f" ({resolve_redis_target(config.dispatch, environ={}).describe()})"
     print(f"{args.file}: OK ({len(config.models)} model(s): {models}; {len(config.backends)} backend(s); "
