@@ -250,7 +250,8 @@ def test_slots_migrated_mid_run_moved_and_ask_are_followed(dep: Deployment, clus
         try:
             return _plain(client_, "settled", 4) == expected_text("settled", 4)
         except openai.APIStatusError as exc:
-            assert exc.status_code == 503, exc
+            if exc.status_code != 503:
+                raise
             return False
 
     wait_until(served, 20, "a request to succeed after the move", interval=0.2)
