@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import openai
 import pytest
 import redis
+import redis.asyncio
+
+from dispatch.redis.connection import connect
+from gateway.config.redis_target import parse_url
 
 from .harness import Deployment, body, content_of, expected_text, sse_events, wait_until
 from .topology import PASSWORD, SENTINEL_PASSWORD, SentinelSetup
@@ -103,3 +109,30 @@ def test_failover_fails_in_flight_fast_and_new_requests_succeed(dep: Deployment,
     wait_until(served, 20, "a request to succeed on the new master", interval=0.2)
     assert _chat(client, "streamed after", stream=True) == expected_text("streamed after", 10)
     assert sentinel.master_port() == new_master
+
+
+@pytest.mark.anyio
+async def test_a_connection_busy_during_the_failover_is_not_reused_against_the_old_master(
+        sentinel: SentinelSetup) -> None:
+    """redis-py's asyncio pool would hand a connection that was blocked in a read on the old master back out
+    after the failover; lockgate's Sentinel pool reconnects it to the new master instead."""
+    client = connect(msgspec.structs.replace(parse_url(sentinel.url), sentinel_password=SENTINEL_PASSWORD))
+    assert isinstance(client, redis.asyncio.Redis)
+    pool = client.connection_pool
+    try:
+        await client.set("warm", "1")
+        blocked = asyncio.create_task(client.xread({"nothing": "$"}, block=6000))
+        await asyncio.sleep(0.3)  # the read holds its connection to the old master
+        new_master = await asyncio.to_thread(sentinel.failover)
+        # What the master watch does. SENTINEL MASTERS names the new master only once the failover has ended
+        # (+switch-master), a little after GET-MASTER-ADDR-BY-NAME does.
+        deadline = time.monotonic() + 10
+        while await pool.get_master_address() != ("127.0.0.1", new_master):
+            assert time.monotonic() < deadline, "the Sentinel never named the new master"
+            await asyncio.sleep(0.05)
+        assert not blocked.done(), "the read should still hold its connection to the old master"
+        await blocked  # returns when its block ends; the connection goes back to the pool
+        await client.set("after", "1")
+        assert redis.Redis(port=new_master, password=PASSWORD).get("after") == b"1"
+    finally:
+        await client.aclose()
