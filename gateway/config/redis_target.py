@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
 
@@ -151,7 +151,12 @@ def _standalone(url: str, field: str) -> RedisTarget:
     except ValueError as exc:
         raise RedisTargetError(field, f"bad URL {_redact(url)!r}: {exc}") from None
     username, password = _userinfo(split.netloc.rpartition("@")[0]) if "@" in split.netloc else (None, None)
-    return RedisTarget(mode="standalone", url=url, db=int(db_path) if db_path.isdigit() else 0,
+    # unix:///path.sock?db=N: the path is the socket; redis:// takes ?db=N too (the path wins, as in redis-py)
+    query_db = parse_qs(split.query).get("db", [""])[0]
+    db = db_path if split.scheme != "unix" and db_path else query_db
+    if db and not db.isdigit():
+        raise RedisTargetError(field, f"bad URL {_redact(url)!r}: database {db!r} is not a number")
+    return RedisTarget(mode="standalone", url=url, db=int(db) if db else 0,
                        username=username, password=password, tls=split.scheme == "rediss")
 
 

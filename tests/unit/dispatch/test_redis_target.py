@@ -31,6 +31,8 @@ def test_standalone_urls() -> None:
     assert (t.mode, t.db, t.username, t.password, t.tls) == ("standalone", 3, "u", "p@ss", False)
     assert parse_url("rediss://h:6380").tls
     assert parse_url("redis://:secret@h/0").password == "secret"
+    assert parse_url("unix:///run/redis.sock?db=4").db == 4
+    assert parse_url("redis://h:6379?db=2").db == 2
 
 
 def test_sentinel_url() -> None:
