@@ -12,7 +12,7 @@ from typing import Any, TypeAlias
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import AbstractConnection, SSLConnection, parse_url
+from redis.asyncio.connection import AbstractConnection, SSLConnection, UnixDomainSocketConnection, parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
@@ -94,6 +94,8 @@ def _standalone(target: RedisTarget, max_connections: int) -> Redis:
     if target.tls:
         kwargs.update(_tls(target), connection_class=SSLConnection)
     kwargs.update(_common())
+    if kwargs.get("connection_class") is UnixDomainSocketConnection:
+        kwargs.pop("socket_keepalive")  # a TCP option: the unix socket connection refuses it
     # A blocking pool: under load, commands wait for a free connection instead of failing.
     pool = BlockingConnectionPool(max_connections=max_connections, timeout=POOL_WAIT_S, **kwargs)
     client = Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))

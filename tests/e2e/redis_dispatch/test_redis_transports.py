@@ -1,11 +1,15 @@
-"""TLS passed through: a gateway and a worker reach a TLS-only Redis that requires a client certificate."""
+"""Transports passed through: TLS with client certificates, and a unix socket."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import openai
+import pytest
 import redis
+
+from dispatch.redis.connection import connect
+from gateway.config.redis_target import parse_url
 
 from .harness import Deployment, expected_text
 from .topology import Certs, Server
@@ -37,4 +41,17 @@ def test_requests_through_a_tls_only_redis_with_client_certificates(tmp_path: Pa
     finally:
         dep.close()
         dep.cleanup()
+        server.kill()
+
+
+@pytest.mark.anyio
+async def test_a_unix_socket_url_connects(tmp_path: Path) -> None:
+    sock = tmp_path / "redis.sock"
+    server = Server(tmp_path, "unix", ["--unixsocket", str(sock), "--unixsocketperm", "700"])
+    client = connect(parse_url(f"unix://{sock}?db=3"))
+    try:
+        await client.set("k", "v")
+        assert redis.Redis(unix_socket_path=str(sock), db=3).get("k") == b"v"
+    finally:
+        await client.aclose()
         server.kill()
