@@ -14,7 +14,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection, SSLConnection, UnixDomainSocketConnection, parse_url
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import ClusterDownError, RedisClusterException, RedisError, TryAgainError
 
@@ -40,6 +40,29 @@ POOL_WAIT_S = 10.0
 class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     """The Sentinel pool (asks the Sentinels for the master when it connects) that waits for a free connection
     under load instead of failing, like the standalone pool."""
+
+    async def get_master_address(self) -> tuple[str, int]:
+        # SENTINEL GET-MASTER-ADDR-BY-NAME, as the Sentinel client guidelines say, names the promoted replica
+        # as soon as it has been promoted. redis-py's default (SENTINEL MASTERS) names the old master until the
+        # whole failover has ended (the other replicas reconfigured), which on a loaded machine was seen to
+        # take 30 s more: all that time clients kept writing to a master about to be demoted. Should a
+        # Sentinel name a server that is not a master, it answers READONLY, which the Sentinel connection
+        # turns into a ConnectionError: callers retry, nothing is written there.
+        for sentinel in self.sentinel_manager.sentinels:
+            try:
+                reply = await sentinel.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service_name)
+            except REDIS_ERRORS:
+                continue
+            if reply:
+                host, port = reply[0], reply[1]
+                address = (host.decode() if isinstance(host, bytes) else str(host), int(port))
+                break
+        else:
+            raise MasterNotFoundError(f"no Sentinel names a master for {self.service_name!r}")
+        if self.master_address != address:
+            self.master_address = address
+            await self.disconnect(inuse_connections=False)  # idle connections to the old master
+        return address
 
     async def release(self, connection: AbstractConnection) -> None:
         # redis-py's asyncio pool never checks that a returned connection still points at the current
