@@ -15,6 +15,8 @@ from gateway import __version__
 from gateway.auth import hash_key
 from gateway.commands import experiments as experiments_command
 from gateway.config.loader import ConfigError, default_config_text, load_config, load_default_config
+from gateway.config.redis_target import RedisTargetError
+from gateway.config.redis_target import resolve as resolve_redis_target
 from gateway.config.schema import Config
 from loadtest.cli import add_bench_parser
 
@@ -43,6 +45,10 @@ def _with_redis(config: Config, url: str | None, force: bool) -> Config:
     if url is None and not force:
         return config
     dispatch = msgspec.structs.replace(config.dispatch, kind="redis", redis_url=url or config.dispatch.redis_url)
+    try:  # the URL given here, or LOCKGATE_REDIS_URL, was not seen by the config check
+        resolve_redis_target(dispatch)
+    except RedisTargetError as exc:
+        raise ConfigError([("", str(exc), None)], "--redis / LOCKGATE_REDIS_URL") from None
     return msgspec.structs.replace(config, dispatch=dispatch)
 
 
@@ -81,8 +87,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
     config = load_config(args.file)
     models = ", ".join(f"{name} -> {'/'.join(m.backend for m in model.backends)}"
                        for name, model in config.models.items())
+    dispatch: str = config.dispatch.kind
+    if dispatch == "redis":  # where it points, from the file alone (never a password)
+        dispatch += f" ({resolve_redis_target(config.dispatch, environ={}).describe()})"
     print(f"{args.file}: OK ({len(config.models)} model(s): {models}; {len(config.backends)} backend(s); "
-          f"dispatch {config.dispatch.kind}; auth {'on' if config.auth.enabled else 'OFF'})")
+          f"dispatch {dispatch}; auth {'on' if config.auth.enabled else 'OFF'})")
     return 0
 
 
@@ -137,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  lockgate gateway --config lockgate.toml --port 8000\n"
                "  LOCKGATE_REDIS_URL=redis://redis:6379/0 lockgate gateway --config lockgate.toml\n"
                "  lockgate gateway --config lockgate.toml --redis redis://127.0.0.1:6379/1 --port 8001\n"
+               "  lockgate gateway --config lockgate.toml --redis redis+sentinel://s1:26379,s2:26379/mymaster/0\n"
+               "  lockgate gateway --config lockgate.toml --redis redis+cluster://n1:7000,n2:7000,n3:7000\n"
                "\nAny number of gateways and workers may share one Redis. SIGTERM drains: no new requests,\n"
                "running ones get server.shutdown_grace_s to finish.\n")
     _listen_args(gw)
@@ -150,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  lockgate worker --config lockgate.toml                 every backend of the config\n"
                "  lockgate worker --config lockgate.toml --backend vllm-a  only this one (repeat for more)\n"
                "  LOCKGATE_REDIS_URL=redis://redis:6379/0 lockgate worker --config lockgate.toml\n"
+               "  lockgate worker --config lockgate.toml --redis rediss+cluster://n1:7000,n2:7000\n"
                "\nSIGTERM stops taking jobs, lets running ones finish for server.shutdown_grace_s, then hands\n"
                "the rest back to other workers (or fails them with one error if tokens were already sent).\n")
     wk.add_argument("--config", "-c", metavar="FILE", help="TOML config (default: the built-in sim config)")

@@ -11,7 +11,7 @@ from backends.protocol import Backend, Health, HealthState
 from backends.registry import PluginRegistry
 from dispatch.contract import BackendStatus
 from dispatch.embedded import EmbeddedDispatcher
-from dispatch.redis import RedisDispatcher, RedisWorker, redis_url
+from dispatch.redis import RedisDispatcher, RedisWorker, resolve
 from gateway.auth import Authenticator
 from gateway.config.schema import Config
 from observability.gauges import register_gauges
@@ -49,13 +49,13 @@ class Runtime:
         self.remote = config.dispatch.kind == "redis"
         self.local_backends = not self.remote or local_workers
         if self.remote:
-            url = redis_url(config.dispatch, environ)
+            target = resolve(config.dispatch, environ)
             self.dispatcher = RedisDispatcher(
-                config.dispatch, url=url, backends=list(self.backends), telemetry=self.telemetry,
+                config.dispatch, target=target, backends=list(self.backends), telemetry=self.telemetry,
                 max_queue_depth=config.limits.max_queue_depth, retry_after_s=config.limits.retry_after_s,
                 max_buffered_events=config.server.max_buffered_events)
             if local_workers:
-                self.worker = RedisWorker(self.backends, config.dispatch, url=url, telemetry=self.telemetry,
+                self.worker = RedisWorker(self.backends, config.dispatch, target=target, telemetry=self.telemetry,
                                           concurrency=concurrency)
         else:
             self.dispatcher = EmbeddedDispatcher(

@@ -14,7 +14,7 @@ import sys
 
 from backends.protocol import Backend
 from backends.registry import PluginRegistry
-from dispatch.redis import RedisWorker, redis_url
+from dispatch.redis import RedisWorker, resolve
 from gateway.config.schema import Config
 from observability.telemetry import Telemetry
 
@@ -40,7 +40,7 @@ async def serve_worker(config: Config, names: list[str], stop: asyncio.Event) ->
     backends: dict[str, Backend] = registry.build(
         {n: (config.backends[n].kind, config.backends[n].options) for n in names}, telemetry.tracer)
     await asyncio.gather(*(b.start() for b in backends.values()))
-    worker = RedisWorker(backends, config.dispatch, url=redis_url(config.dispatch), telemetry=telemetry,
+    worker = RedisWorker(backends, config.dispatch, target=resolve(config.dispatch), telemetry=telemetry,
                          concurrency={n: c for n in names if (c := config.backends[n].concurrency)})
     await worker.start()
     try:

@@ -9,18 +9,18 @@ import time
 import uuid
 
 import msgspec
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from backends.protocol import Health, HealthState, Load
 from dispatch.contract import AdmissionRefused, BackendStatus, DispatchUnavailable
 from dispatch.job import Job, encode_job
-from dispatch.redis.connection import connect
+from dispatch.redis.connection import REDIS_ERRORS, RedisClient, connect
+from dispatch.redis.failover import MasterWatch
 from dispatch.redis.inbox import Inbox
 from dispatch.redis.keys import GROUP, Keys
 from dispatch.redis.scripts import Scripts
 from dispatch.redis.ticket import RedisTicket
 from dispatch.redis.wire import WorkerReport, decode_report
+from gateway.config.redis_target import RedisTarget
 from gateway.config.schema import DispatchConfig
 from observability.telemetry import Telemetry
 
@@ -34,18 +34,18 @@ class RedisDispatcher:
         self,
         config: DispatchConfig,
         *,
-        url: str,
+        target: RedisTarget,
         backends: list[str],
         telemetry: Telemetry,
         max_queue_depth: int,
         retry_after_s: float,
         gateway_id: str | None = None,
-        redis: Redis | None = None,
+        redis: RedisClient | None = None,
         max_buffered_events: int = 0,
     ) -> None:
         self.config = config
         self.gateway_id = gateway_id or uuid.uuid4().hex[:12]
-        self.redis = redis or connect(url)
+        self.redis = redis or connect(target)
         self.keys = Keys(config.key_prefix, config.priority_bands)
         self.scripts = Scripts(self.redis)
         self.inbox = Inbox(self.redis, self.keys.inbox(self.gateway_id), ttl_s=config.inbox_ttl_s,
@@ -59,9 +59,12 @@ class RedisDispatcher:
         self._signals: set[asyncio.Task[None]] = set()
         self._refused = telemetry.meter.create_counter(
             "lockgate.dispatch.refused", unit="{job}", description="Jobs refused by the queue-depth check")
+        self._watch = MasterWatch(self.redis, interval_s=config.redis.failover_check_s, telemetry=telemetry,
+                                  role="gateway", on_change=self.inbox.master_changed)
 
     async def start(self) -> None:
         await self.inbox.start()
+        self._watch.start()
         self._accepting = True
 
     async def close(self, grace_s: float = 0.0) -> None:
@@ -73,6 +76,7 @@ class RedisDispatcher:
         for ticket in list(self.inbox.tickets.values()):
             await ticket.cancel()
         await asyncio.gather(*self._signals, return_exceptions=True)
+        await self._watch.close()
         await self.inbox.close()
         await self.redis.aclose()
 
@@ -92,7 +96,7 @@ class RedisDispatcher:
         try:
             accepted, value = await self.scripts.submit(
                 keys=streams, args=[target, self._max_depth, encode_job(job), int(self.config.stream_ttl_s), GROUP])
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self.inbox.unregister(ticket)
             raise DispatchUnavailable(f"Redis: {type(exc).__name__}") from exc
         if not accepted:
@@ -111,11 +115,10 @@ class RedisDispatcher:
         """Flag the job (a worker that has not started it skips it) and tell the backend's workers to abort."""
         job = ticket.job
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.set(Keys.cancel_flag(job.reply_to, job.id), b"1", ex=int(self.config.job_key_ttl_s))
-                pipe.publish(self.keys.cancel_channel(job.backend), job.id)
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
+            # Two commands, not one pipeline: a Cluster pipeline refuses PUBLISH (it is not a keyed command).
+            await self.redis.set(Keys.cancel_flag(job.reply_to, job.id), b"1", ex=int(self.config.job_key_ttl_s))
+            await self.redis.publish(self.keys.cancel_channel(job.backend), job.id)
+        except REDIS_ERRORS as exc:
             log.warning("could not signal cancellation of job %s: %s", job.id, exc)
 
     async def ping(self) -> bool:

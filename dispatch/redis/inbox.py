@@ -14,10 +14,9 @@ import time
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from backends.events import Failed
+from dispatch.redis.connection import REDIS_ERRORS, RedisClient
 from dispatch.redis.ticket import RedisTicket
 from dispatch.redis.wire import decode_events
 
@@ -30,7 +29,7 @@ def redis_lost() -> Failed:
 
 
 class Inbox:
-    def __init__(self, redis: Redis, key: str, *, ttl_s: float, block_ms: int) -> None:
+    def __init__(self, redis: RedisClient, key: str, *, ttl_s: float, block_ms: int) -> None:
         self.redis = redis
         self.key = key
         self._ttl_ms = int(ttl_s * 1000)
@@ -48,7 +47,7 @@ class Inbox:
     async def start(self) -> None:
         try:
             await self._create()
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             # Start anyway: the loop keeps trying, and /readyz says not ready meanwhile.
             log.warning("inbox %s: Redis not reachable yet (%s)", self.key, exc)
         self._task = asyncio.create_task(self._run(), name="lockgate-inbox")
@@ -59,7 +58,7 @@ class Inbox:
             await asyncio.gather(self._task, return_exceptions=True)
         for ticket in list(self.tickets.values()):
             ticket.fail(Failed(type="server_error", status=503, message="the gateway is shutting down"))
-        with contextlib.suppress(RedisError, OSError):  # else it expires on its own
+        with contextlib.suppress(*REDIS_ERRORS):  # else it expires on its own
             await self.redis.delete(self.key)
 
     def register(self, ticket: RedisTicket) -> None:
@@ -100,7 +99,7 @@ class Inbox:
                     await self._refresh()
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 self._lost(f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
@@ -114,6 +113,11 @@ class Inbox:
         if not existed:
             # Expired or Redis restarted under us: workers cannot reach in-flight requests any more.
             self._lost("inbox stream vanished")
+
+    def master_changed(self, why: str) -> None:
+        """A Sentinel failover: events of in-flight requests may be on the old master, lost with it. They fail
+        now; the inbox is recreated on the new master once the read blocked on the old one returns."""
+        self._lost(why)
 
     def _lost(self, why: str) -> None:
         if self.healthy or self.tickets:

@@ -12,9 +12,8 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from redis.exceptions import RedisError
-
 from backends.events import TERMINAL, Delta, Event
+from dispatch.redis.connection import REDIS_ERRORS
 from dispatch.redis.wire import encode_events
 from dispatch.redis.writer import CANCELLED, GONE, Fields, InboxWriter
 
@@ -96,7 +95,7 @@ class Outbox:
         try:
             written = await self._writer.write(self._inbox, self._job_id, fields, urgent=urgent,
                                                marker=first_token, ack=ack)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise InboxUnreachable(str(exc)) from exc
         self.writes += 1
         self.acked = ack is not None

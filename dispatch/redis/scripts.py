@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+
+from dispatch.redis.connection import RedisClient
 
 # KEYS: the backend's job streams (any order). ARGV: 1 index of the target stream in KEYS, 2 max waiting,
 # 3 job payload, 4 stream ttl (s), 5 group. Waiting = entries not yet delivered to a worker (length minus
@@ -77,7 +78,7 @@ return out
 
 
 class Scripts:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self.submit: AsyncScript = redis.register_script(SUBMIT)
         self.take: AsyncScript = redis.register_script(TAKE)
         self.heartbeat: AsyncScript = redis.register_script(HEARTBEAT)

@@ -21,20 +21,21 @@ from collections.abc import Awaitable, Iterable
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from backends.events import Failed, Started
 from backends.protocol import Backend, Health, HealthState
 from backends.worker import run_job
 from dispatch.job import Job, decode_job
-from dispatch.redis.connection import connect
+from dispatch.redis.connection import CLUSTER_UNAVAILABLE, REDIS_ERRORS, RedisClient, connect
+from dispatch.redis.failover import MasterWatch
 from dispatch.redis.keys import GROUP, Keys
 from dispatch.redis.outbox import GatewayGone, InboxUnreachable, JobCancelled, Outbox, StopJob
 from dispatch.redis.scripts import Scripts
 from dispatch.redis.ticket import lost_after_tokens
 from dispatch.redis.wire import WorkerReport, decode_report, encode_report
 from dispatch.redis.writer import InboxWriter
+from gateway.config.redis_target import RedisTarget
 from gateway.config.schema import DispatchConfig
 from observability.propagation import context_from_traceparent
 from observability.telemetry import Telemetry
@@ -77,15 +78,15 @@ class RedisWorker:
         backends: dict[str, Backend],
         config: DispatchConfig,
         *,
-        url: str,
+        target: RedisTarget,
         telemetry: Telemetry,
         concurrency: dict[str, int] | None = None,
         worker_id: str | None = None,
-        redis: Redis | None = None,
+        redis: RedisClient | None = None,
     ) -> None:
         self.config = config
         self.worker_id = worker_id or new_worker_id()
-        self.redis = redis or connect(url)
+        self.redis = redis or connect(target)
         self.keys = Keys(config.key_prefix, config.priority_bands)
         self.scripts = Scripts(self.redis)
         self.writer = InboxWriter(self.redis, marker_ttl_s=int(config.job_key_ttl_s),
@@ -103,18 +104,22 @@ class RedisWorker:
                                           description="Jobs moved to the dead-letter stream")
         self._cancelled = meter.create_counter("lockgate.dispatch.cancelled", unit="{job}",
                                                description="Jobs aborted because their gateway cancelled them")
+        self._resubscribe = asyncio.Event()
+        self._watch = MasterWatch(self.redis, interval_s=config.redis.failover_check_s, telemetry=telemetry,
+                                  role="worker", on_change=self._master_changed)
 
     async def start(self) -> None:
         for lane in self._lanes.values():
             try:
                 await self._ensure_groups(lane)
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("worker %s: Redis not reachable yet (%s)", self.worker_id, exc)
         self.writer.start()
         self._tasks = [asyncio.create_task(self._take_loop(name, lane), name=f"lockgate-take-{name}")
                        for name, lane in self._lanes.items()]
         self._tasks.append(asyncio.create_task(self._maintain_loop(), name="lockgate-maintain"))
         self._tasks.append(asyncio.create_task(self._cancel_loop(), name="lockgate-cancel-listener"))
+        self._watch.start()
         log.info("worker %s serving %s", self.worker_id, ", ".join(self._lanes))
 
     async def stop(self, grace_s: float = 0.0) -> None:
@@ -134,8 +139,9 @@ class RedisWorker:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._watch.close()
         await self.writer.close()
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_ERRORS):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for name in self._lanes:
                     pipe.hdel(self.keys.workers(name), self.worker_id)
@@ -164,13 +170,21 @@ class RedisWorker:
             except asyncio.CancelledError:
                 raise
             except ResponseError as exc:
-                if "NOGROUP" in str(exc):
+                if isinstance(exc, CLUSTER_UNAVAILABLE):
+                    log.warning("backend %s: Redis Cluster unavailable (%s); retrying", name, exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 1.0)
+                elif str(exc).startswith("UNBLOCKED"):
+                    # The blocked read's stream went away under it: its Cluster slot moved (the next read
+                    # follows MOVED) or the server changed role. Read again.
+                    log.info("backend %s: blocking read interrupted (%s); reading again", name, exc)
+                elif "NOGROUP" in str(exc):
                     log.info("backend %s: consumer group missing (Redis restarted?); recreating", name)
                     await self._guard(self._ensure_groups(lane))
                 else:
                     log.error("backend %s: %s", name, exc)
                     await asyncio.sleep(backoff)
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("backend %s: Redis unavailable (%s); retrying", name, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
@@ -330,12 +344,14 @@ class RedisWorker:
             except asyncio.CancelledError:
                 raise
             except ResponseError as exc:
-                if "NOGROUP" in str(exc):
+                if isinstance(exc, CLUSTER_UNAVAILABLE):
+                    log.warning("maintenance: Redis Cluster unavailable (%s)", exc)
+                elif "NOGROUP" in str(exc):
                     for lane in self._lanes.values():
                         await self._guard(self._ensure_groups(lane))
                 else:
                     log.error("maintenance: %s", exc)
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("maintenance: Redis unavailable (%s)", exc)
             await asyncio.sleep(self.config.heartbeat_interval_s)
 
@@ -405,20 +421,29 @@ class RedisWorker:
         channels = [self.keys.cancel_channel(name) for name in self._lanes]
         while True:
             pubsub = self.redis.pubsub()
+            self._resubscribe.clear()
             try:
                 await pubsub.subscribe(*channels)
-                while True:
+                while not self._resubscribe.is_set():
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None and message["type"] == "message":
                         self.cancel(_str(message["data"]))
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("cancel listener: Redis unavailable (%s)", exc)
                 await asyncio.sleep(0.5)
             finally:
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(*REDIS_ERRORS):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _master_changed(self, why: str) -> None:
+        """A Sentinel failover: the gateways fail every request in flight (their events may be lost with the old
+        master), so the jobs running for them are aborted and acknowledged on the new master; the cancel
+        subscription, still on the old master, is renewed."""
+        for job_id in list(self._by_job):
+            self.cancel(job_id)
+        self._resubscribe.set()
 
     def cancel(self, job_id: str) -> bool:
         """Abort a job this worker runs (its task is cancelled: the engine request with it)."""
@@ -434,7 +459,7 @@ class RedisWorker:
         """Await a best-effort Redis step; log instead of raising (the caller has nothing better to do)."""
         try:
             await work
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             log.warning("Redis step failed: %s", exc)
 
 

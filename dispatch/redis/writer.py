@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
+from dispatch.redis.connection import REDIS_ERRORS, RedisClient
 from dispatch.redis.keys import GROUP, Keys
 
 Fields = dict[FieldT, EncodableT]
@@ -38,7 +37,7 @@ class Write:
 
 
 class InboxWriter:
-    def __init__(self, redis: Redis, *, marker_ttl_s: int, window_s: float) -> None:
+    def __init__(self, redis: RedisClient, *, marker_ttl_s: int, window_s: float) -> None:
         self._redis = redis
         self._ttl = marker_ttl_s
         self._window = window_s
@@ -60,7 +59,7 @@ class InboxWriter:
     async def write(self, inbox: str, job_id: str, fields: Fields, *, urgent: bool, marker: bool = False,
                     ack: tuple[str, str] | None = None) -> int:
         """Append to ``inbox``: WRITTEN, GONE (no inbox: its gateway is gone) or CANCELLED (written, but the job
-        is flagged cancelled). Raises RedisError."""
+        is flagged cancelled). Raises one of REDIS_ERRORS."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[int] = loop.create_future()
         self._queue.append(Write(inbox, job_id, fields, marker, ack, done))
@@ -106,7 +105,7 @@ class InboxWriter:
                         pipe.delete(Keys.cancel_flag(w.inbox, w.job_id), Keys.streamed(w.inbox, w.job_id))
                         n += 3
                 results = await pipe.execute(raise_on_error=False)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             for w in batch:
                 if not w.done.done():
                     w.done.set_exception(exc)

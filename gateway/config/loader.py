@@ -11,6 +11,8 @@ import msgspec
 
 from backends.registry import PluginRegistry, UnknownBackendKind
 from gateway.config.locate import locate, split_path
+from gateway.config.redis_target import RedisTargetError
+from gateway.config.redis_target import resolve as resolve_redis_target
 from gateway.config.schema import BackendConfig, Config, ModelConfig
 
 
@@ -86,6 +88,15 @@ def _check(config: Config, registry: PluginRegistry) -> list[tuple[str, str]]:
     if d.heartbeat_interval_s * 2 > d.visibility_timeout_s:
         problems.append(("dispatch.heartbeat_interval_s",
                          "must be at most half of visibility_timeout_s, or live workers' jobs get reclaimed"))
+    try:
+        resolve_redis_target(d, environ={})  # the file alone; LOCKGATE_REDIS_URL is the operator's business
+    except RedisTargetError as exc:
+        problems.append((exc.field, str(exc).removeprefix(f"{exc.field}: ")))
+    for name in config.backends:
+        if "{" in name or "}" in name:
+            # Backend names become Redis Cluster hash tags ({name}): a brace would split a backend's keys
+            # over several slots.
+            problems.append((f"backends.{name}", "a backend name cannot contain { or }"))
     for name, backend in config.backends.items():
         try:
             registry.convert_options(backend.kind, backend.options)

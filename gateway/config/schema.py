@@ -149,12 +149,56 @@ class RoutingConfig(_Section, frozen=True):
     (in-flight + engine-waiting) / max_concurrency, or KV-cache use when that is higher."""
 
 
+class RedisConnectionConfig(_Section, frozen=True):
+    """How to reach Redis: standalone, through Sentinel, or a Redis Cluster (see docs/dispatch-redis.md).
+
+    By default everything comes from ``dispatch.redis_url``; a field set here fills in or overrides it."""
+
+    mode: Literal["url", "standalone", "sentinel", "cluster"] = "url"
+    """``url``: the ``redis_url`` scheme decides (``redis://``/``rediss://`` standalone,
+    ``redis+sentinel://`` Sentinel, ``redis+cluster://`` Cluster; ``rediss+...`` for TLS). ``sentinel``
+    and ``cluster`` take their addresses from ``sentinels`` / ``cluster_nodes`` below instead."""
+    sentinels: tuple[str, ...] = ()
+    """With ``mode = "sentinel"``: Sentinel addresses as ``host:port``."""
+    service_name: str | None = None
+    """With Sentinel: the monitored master's name (``SENTINEL MONITOR <name> ...``)."""
+    cluster_nodes: tuple[str, ...] = ()
+    """With ``mode = "cluster"``: some Cluster nodes as ``host:port`` (the rest are discovered)."""
+    db: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    """Database number (standalone and Sentinel; a Cluster has only database 0)."""
+    username: str | None = None
+    """ACL user for the Redis servers (``AUTH username password``)."""
+    password: str | None = None
+    """Password for the Redis servers; ``LOCKGATE_REDIS_PASSWORD`` overrides it (keep it out of files)."""
+    sentinel_username: str | None = None
+    """ACL user for the Sentinels themselves, when they require auth."""
+    sentinel_password: str | None = None
+    """Password for the Sentinels themselves; ``LOCKGATE_REDIS_SENTINEL_PASSWORD`` overrides it."""
+    tls: bool | None = None
+    """Connect over TLS (as ``rediss://`` does); with Sentinel it applies to the master and the Sentinels."""
+    tls_ca_file: str | None = None
+    """CA bundle to verify the servers' certificates (default: the system's)."""
+    tls_cert_file: str | None = None
+    """Client certificate, for servers that require one (``tls-auth-clients``)."""
+    tls_key_file: str | None = None
+    """Private key of ``tls_cert_file``."""
+    tls_verify: bool = True
+    """Verify the servers' certificates and host names; turn off only for testing."""
+    failover_check_s: PositiveFloat = 0.5
+    """With Sentinel: how often each process asks the Sentinels who the master is. A new master fails the
+    requests in flight at once (their events may be lost with the old master) instead of after the old master
+    is demoted, which can take 10 s, and sends new commands to the new master."""
+
+
 class DispatchConfig(_Section, frozen=True):
     kind: Literal["embedded", "redis"] = "embedded"
     """``embedded``: asyncio queues and workers inside the gateway process. ``redis``: Redis Streams between
     ``lockgate gateway`` and ``lockgate worker`` processes (see docs/dispatch-redis.md)."""
     redis_url: str = "redis://127.0.0.1:6379/0"
-    """Redis to use with ``kind = "redis"``; ``LOCKGATE_REDIS_URL`` overrides it."""
+    """Redis to use with ``kind = "redis"``; ``LOCKGATE_REDIS_URL`` overrides it. ``redis://[user:pass@]host:port/DB``,
+    ``rediss://`` (TLS), ``redis+sentinel://h1:p1,h2:p2/SERVICE/DB``, ``redis+cluster://h1:p1,h2:p2``."""
+    redis: RedisConnectionConfig = msgspec.field(default_factory=RedisConnectionConfig)
+    """Deployment mode, addresses, auth and TLS beyond what the URL says (``[dispatch.redis]``)."""
     key_prefix: Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9_.-]+$")] = "lg"
     """First part of every Redis key lockgate writes (several deployments can share one Redis)."""
     priority_bands: Annotated[int, msgspec.Meta(ge=1, le=8)] = 2

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import redis
+import redis.cluster
 
 from tests.support.procs import free_port
 
@@ -37,6 +38,8 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval
 
 
 def _toml_value(v: Any) -> str:
+    if isinstance(v, dict):
+        return _table(v)
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int | float):
@@ -84,12 +87,17 @@ class Proc:
 class Deployment:
     """Config files, processes and Redis access for one test."""
 
-    def __init__(self, tmp: Path, redis_url: str = SHARED_REDIS) -> None:
+    def __init__(self, tmp: Path, redis_url: str = SHARED_REDIS,
+                 client: redis.Redis | redis.cluster.RedisCluster | None = None,
+                 dispatch: dict[str, Any] | None = None) -> None:
+        """``client``: how the test itself reads Redis, for a Cluster or Sentinel ``redis_url``.
+        ``dispatch``: ``[dispatch]`` settings of every config this deployment writes."""
         self.tmp = tmp
+        self.dispatch = dispatch or {}
         self.redis_url = redis_url
         self.prefix = f"lgt{uuid.uuid4().hex[:10]}"
         self.procs: list[Proc] = []
-        self.r = redis.Redis.from_url(redis_url)
+        self.r = client if client is not None else redis.Redis.from_url(redis_url)
 
     # -- config --------------------------------------------------------------------------------------------
     def config(self, name: str = "lockgate", *, sim: dict[str, Any] | None = None,
@@ -97,7 +105,8 @@ class Deployment:
                concurrency: int | None = None, grace_s: float = 5.0) -> Path:
         sim_opts = {"ttft_ms": 10, "tpot_ms": 5, **(sim or {})}
         disp = {"kind": "redis", "redis_url": self.redis_url, "key_prefix": self.prefix,
-                "visibility_timeout_s": 1.5, "heartbeat_interval_s": 0.2, "block_ms": 500, **(dispatch or {})}
+                "visibility_timeout_s": 1.5, "heartbeat_interval_s": 0.2, "block_ms": 500, **self.dispatch,
+                **(dispatch or {})}
         lim = {"max_attempts": 2, **(limits or {})}
         lines = [
             "[server]", f"shutdown_grace_s = {grace_s}",
@@ -144,11 +153,15 @@ class Deployment:
     def close(self) -> None:
         for p in self.procs:
             p.kill()
-        self.r.close()
 
     # -- Redis views ---------------------------------------------------------------------------------------
     def redis_keys(self) -> list[str]:
-        return sorted(k.decode() for k in self.r.scan_iter(match=f"{self.prefix}:*", count=1000))
+        """The test's keys; on a Cluster, scanned on every master."""
+        match = f"{self.prefix}:*"
+        if isinstance(self.r, redis.cluster.RedisCluster):
+            return sorted({k.decode() for node in self.r.get_primaries()
+                           for k in self.r.scan_iter(match=match, count=1000, target_nodes=node)})
+        return sorted(k.decode() for k in self.r.scan_iter(match=match, count=1000))
 
     def jobs_key(self, band: int = 0) -> str:
         return f"{self.prefix}:{{sim}}:jobs:{band}"
@@ -175,9 +188,9 @@ class Deployment:
         return [k for k in self.redis_keys() if self.r.ttl(k) < 0 and self.r.exists(k)]
 
     def cleanup(self) -> None:
-        keys = self.redis_keys()
-        if keys:
-            self.r.delete(*keys)
+        for key in self.redis_keys():  # one by one: on a Cluster they live in different slots
+            self.r.delete(key)
+        self.r.close()
 
 
 class Gateway:
@@ -241,3 +254,15 @@ class RedisServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def expected_text(prompt: str, max_tokens: int, seed: int = 7) -> str:
+    """What the ``sim`` backend answers to one user message with ``ignore_eos``: its words, computed here
+    from its own generator, so the text a client gets through the dispatch can be compared word for word."""
+    from backends.sim.options import SimOptions
+    from backends.sim.text import natural_length, next_token, rng_for
+
+    options = SimOptions()
+    rng = rng_for(f"<|user|>\n{prompt}\n<|assistant|>\n", seed, 0)
+    natural_length(rng, options.eos_min_tokens, options.eos_max_tokens)  # drawn first by the simulator too
+    return "".join(next_token(rng, i) for i in range(max_tokens))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dispatch.redis.connection import redis_url
 from gateway.config.loader import ConfigError, parse_config
+from gateway.config.redis_target import redis_url
 from gateway.config.schema import DispatchConfig
 
 BASE = """
