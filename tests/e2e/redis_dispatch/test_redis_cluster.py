@@ -149,7 +149,7 @@ def test_master_lost_fails_in_flight_fast_and_the_cluster_recovers(tmp_path: Pat
     or the one holding only the job streams (the cluster goes CLUSTERDOWN once the others notice, which
     interrupts the inbox read on its healthy master too). In-flight requests fail fast; when the node is
     back (empty), new requests succeed: the inbox is recreated, workers recreate lost consumer groups."""
-    own = Cluster(tmp_path / "own")
+    own = Cluster(tmp_path / "own", node_timeout_ms=1500)
     d = Deployment(tmp_path, redis_url=own.url, client=own.client())
     try:
         cfg = d.config(sim={"ttft_ms": 10, "tpot_ms": 100})
@@ -175,8 +175,9 @@ def test_master_lost_fails_in_flight_fast_and_the_cluster_recovers(tmp_path: Pat
             failed_after = time.monotonic() - killed
         assert len(errors) == 1, errors
         assert errors[0]["code"] == "dispatch_unavailable"
-        # The cluster declares the node failed after cluster-node-timeout (3 s here).
-        assert failed_after < (2.0 if under == "inbox" else 7.0)
+        # Holding only job streams, the node is declared failed after cluster-node-timeout (1.5 s here) plus
+        # gossip; generous bounds for a loaded 2-core machine.
+        assert failed_after < (2.0 if under == "inbox" else 8.0)
 
         victim.restart()
         wait_until(own.ok, 30, "the cluster to be whole again", interval=0.2)

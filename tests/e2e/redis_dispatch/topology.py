@@ -111,14 +111,14 @@ class Cluster:
     """Three masters (no replicas): ``redis-cli --cluster create``, then ``cluster_state:ok`` on every node.
     Every node requires a password, so that auth is shown to pass through to the Cluster client."""
 
-    def __init__(self, tmp: Path, masters: int = 3) -> None:
+    def __init__(self, tmp: Path, masters: int = 3, node_timeout_ms: int = 3000) -> None:
         self.nodes: list[Server] = []
         try:
             for i in range(masters):
                 # cluster-port: the bus port is free too (the default, port + 10000, might not be).
                 self.nodes.append(Server(tmp, f"cluster{i}", [
                     "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                    "--cluster-node-timeout", "3000", "--cluster-port", str(free_port()),
+                    "--cluster-node-timeout", str(node_timeout_ms), "--cluster-port", str(free_port()),
                     "--requirepass", CLUSTER_PASSWORD, "--masterauth", CLUSTER_PASSWORD], password=CLUSTER_PASSWORD))
             addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
             subprocess.run([_binary("redis-cli"), "-a", CLUSTER_PASSWORD, "--no-auth-warning", "--cluster", "create",
