@@ -188,6 +188,8 @@ def free_port() -> int:
 
 
 def write_config(path: Path, args: argparse.Namespace, prefix: str, redis_url: str, kind: str) -> None:
+    # Dispatch settings other than the defaults, e.g. --dispatch-option coalesce_ms=2 to compare ticks.
+    extra = "".join(f"{option}\n" for option in getattr(args, "dispatch_option", None) or ())
     path.write_text(f"""
 [server]
 shutdown_grace_s = 2
@@ -206,7 +208,7 @@ options = {{ ttft_ms = {args.ttft_ms}, tpot_ms = {args.tpot_ms}, batch_capacity 
 kind = "{kind}"
 redis_url = "{redis_url}"
 key_prefix = "{prefix}"
-""")
+{extra}""")
 
 
 class Procs:
@@ -369,5 +371,7 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--redis", default=os.environ.get("LOCKGATE_REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--logdir", help="keep configs and process logs here (default: a temporary directory)")
+    parser.add_argument("--dispatch-option", action="append", metavar="KEY=VALUE",
+                        help="a [dispatch] setting for the lockgate targets (TOML), repeatable")
     parser.add_argument("--targets", default="sim,embedded,redis", help="comma-separated: sim,embedded,redis")
     uvloop.run(main(parser.parse_args()))

@@ -26,9 +26,10 @@ from pathlib import Path
 import redis
 import uvloop
 
+# This checkout first (also when run from a copy of another revision, to compare).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.dispatch import Procs, Sample, free_port, http_request, wait_ready, warm, write_config  # noqa: E402
+from bench.dispatch import Procs, Sample, free_port, http_request, wait_ready, warm, write_config
 
 
 async def drive(port: int, n: int, rate: float, tokens: int, seed: int) -> list[Sample]:
@@ -119,6 +120,8 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=1, help="repeat the targets, interleaved")
     parser.add_argument("--redis", default=os.environ.get("LOCKGATE_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--dispatch-option", action="append", metavar="KEY=VALUE",
+                        help="a [dispatch] setting (TOML), repeatable, e.g. coalesce_ms=2")
     parser.add_argument("--targets", default="embedded,redis", help="comma-separated: embedded,redis")
     parser.add_argument("--profile", help="record py-spy flame graphs of each process into this directory")
     parser.add_argument("--profile-format", default="flamegraph", choices=["flamegraph", "raw", "speedscope"],
