@@ -58,7 +58,7 @@ def profile(procs: Procs, outdir: Path, seconds: float, fmt: str) -> list[subpro
     outdir.mkdir(parents=True, exist_ok=True)
     suffix = {"flamegraph": "svg", "raw": "txt", "speedscope": "json"}[fmt]
     return [subprocess.Popen([spy, "record", "--native", "-r", "250", "-d", str(int(seconds) + 1), "-f", fmt, "-o",
-                              str(outdir / f"{p.args[3]}.{suffix}"), "--pid", str(p.pid)],
+                              str(outdir / f"{procs.names[p.pid]}.{suffix}"), "--pid", str(p.pid)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in procs.procs]
 
 
@@ -74,10 +74,11 @@ async def measure(name: str, procs: Procs, port: int, args: argparse.Namespace) 
     for spy in spies:
         spy.wait()
     errors = sum(1 for s in samples if s.error is not None)
-    parts = ", ".join(f"{k.split('-')[0]} {(v - before.get(k, 0.0)) * 1000 / len(samples):.3f}"
+    parts = ", ".join(f"{k.rsplit('-', 1)[0]} {(v - before.get(k, 0.0)) * 1000 / len(samples):.3f}"
                       for k, v in after.items())
-    return (f"{name:<9} {len(samples)} requests, {errors} errors; CPU ms per request: {parts} "
-            f"(load average {load0:.2f} -> {os.getloadavg()[0]:.2f})")
+    kinds = sorted({s.error for s in samples if s.error is not None})[:3]
+    return (f"{name:<9} {len(samples)} requests, {errors} errors{f' {kinds}' if kinds else ''}; CPU ms per "
+            f"request: {parts} (load average {load0:.2f} -> {os.getloadavg()[0]:.2f})")
 
 
 async def main(args: argparse.Namespace) -> None:
