@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import socket
 import sys
@@ -14,6 +13,7 @@ import uvicorn
 from gateway.app import asgi_app
 from gateway.config.schema import Config
 from gateway.edge import guarded_protocol
+from gateway.gctune import tune_gc
 from gateway.runtime import Runtime
 
 log = logging.getLogger("lockgate.server")
@@ -25,10 +25,7 @@ class GatewayServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        # Everything built so far (modules, config, backends, the app) lives as long as the process: moved out
-        # of the collector's generations, full collections stop re-scanning it (they cost ~5% of a loaded
-        # gateway's CPU otherwise).
-        gc.freeze()
+        tune_gc()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)

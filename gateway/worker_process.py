@@ -8,7 +8,6 @@ one error event. A second signal exits at once.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 import sys
@@ -17,6 +16,7 @@ from backends.protocol import Backend
 from backends.registry import PluginRegistry
 from dispatch.redis import RedisWorker, redis_url
 from gateway.config.schema import Config
+from gateway.gctune import tune_gc
 from observability.telemetry import Telemetry
 
 log = logging.getLogger("lockgate.worker")
@@ -44,7 +44,7 @@ async def serve_worker(config: Config, names: list[str], stop: asyncio.Event) ->
     worker = RedisWorker(backends, config.dispatch, url=redis_url(config.dispatch), telemetry=telemetry,
                          concurrency={n: c for n in names if (c := config.backends[n].concurrency)})
     await worker.start()
-    gc.freeze()  # as in gateway.server: long-lived objects leave the collector's generations
+    tune_gc()
     try:
         await stop.wait()
         log.info("worker %s stopping (grace %.1fs)", worker.worker_id, config.server.shutdown_grace_s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -14,7 +15,7 @@ from dispatch.redis.outbox import GatewayGone, JobCancelled, Outbox
 from dispatch.redis.wire import decode_events
 from dispatch.redis.writer import InboxWriter
 
-URL = "redis://127.0.0.1:6379/9"
+URL = os.environ.get("LOCKGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -11,7 +12,7 @@ from redis.asyncio import Redis
 from dispatch.redis.keys import GROUP, Keys
 from dispatch.redis.scripts import Scripts
 
-URL = "redis://127.0.0.1:6379/9"
+URL = os.environ.get("LOCKGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
 
 @pytest.fixture
