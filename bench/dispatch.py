@@ -286,11 +286,13 @@ async def warm(port: int, tokens: int) -> None:
 
 
 def report(results: list[Result], args: argparse.Namespace, warmup: float, times: list[float]) -> str:
-    reference = next((r for r in results if r.name.startswith("engine")),
-                     next((r for r in results if r.name == "sim"), results[0]))
-    ref = reference.ok()
-    ref_ttft = [s.ttft for s in ref if s.ttft is not None]
-    ref_e2e = [s.e2e for s in ref if s.e2e is not None]
+    def reference_of(r: Result) -> Result:
+        """The engine run of the same round (rounds are measured minutes apart), else the first engine run."""
+        round_ = r.name.partition("#")[2]
+        engines = [e for e in results if e.name.partition("#")[0] == "engine"]
+        same = [e for e in engines if e.name.partition("#")[2] == round_]
+        return (same or engines or [e for e in results if e.name == "sim"] or results)[0]
+
     lines = [
         f"load: Poisson {args.rate:g} req/s for {args.duration:g}s (seed {args.seed}), {len(times)} requests, "
         f"{args.tokens} tokens each, streamed; sim ttft {args.ttft_ms:g} ms, tpot {args.tpot_ms:g} ms; first "
@@ -302,6 +304,9 @@ def report(results: list[Result], args: argparse.Namespace, warmup: float, times
         f"{'+TTFT p50':>10} {'+TTFT p99':>10} {'+E2E p50':>9} {'+E2E p99':>9} {'lag p99':>8}",
     ]
     for r in results:
+        reference = reference_of(r)
+        ref_ttft = [s.ttft for s in reference.ok() if s.ttft is not None]
+        ref_e2e = [s.e2e for s in reference.ok() if s.e2e is not None]
         ok = r.ok()
         ttft = [s.ttft * 1000 for s in ok if s.ttft is not None]
         e2e = [s.e2e * 1000 for s in ok if s.e2e is not None]
@@ -318,8 +323,8 @@ def report(results: list[Result], args: argparse.Namespace, warmup: float, times
         row += f" {pct(lag, 99):>8.2f}"
         lines.append(row)
     lines.append("")
-    lines.append(f"ms; '+' columns: the target's percentile minus the reference's ({reference.name}); "
-                 "lag: client send delay vs schedule")
+    lines.append("ms; '+' columns: the target's percentile minus the reference's (the engine run of the same "
+                 "round); lag: client send delay vs schedule")
     for r in results:
         if r.cpu_ms_per_request:
             cpu = ", ".join(f"{k} {v:.2f}" for k, v in r.cpu_ms_per_request.items())
