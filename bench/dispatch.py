@@ -1,15 +1,18 @@
-"""What does the dispatch add to latency? The same seeded Poisson load against three targets, in one run:
+"""What does the dispatch add to latency? The same seeded Poisson load against each target, in one run:
 
-  (a) sim       the simulated engine alone, driven in this process (no HTTP, no gateway): the reference
+  (a) engine    the simulated engine alone over HTTP + SSE (`lockgate sim-server --protocol vllm`): the reference
   (b) embedded  `lockgate serve` (embedded dispatch) in a subprocess, over HTTP + SSE
   (c) redis     `lockgate gateway` + `lockgate worker` subprocesses sharing Redis, over HTTP + SSE
+      sim       (optional) the simulator driven in this process, no HTTP: shows what HTTP + client cost in (a)
 
 Each request streams exactly --tokens tokens (ignore_eos). TTFT = first token-carrying chunk - send;
-E2E = last token chunk - send (docs/METRICS.md). Printed: p50/p99 per target and what (b) and (c) add over (a).
-The load generator is a minimal asyncio HTTP/1.1 client (one connection per request) so that it costs the
-2-core machine as little CPU as possible; its own cost is in (b) and (c) but not in (a).
+E2E = last token chunk - send (docs/METRICS.md). Printed: p50/p99 per target and what (b) and (c) add over (a),
+errors, the client's send lag, and CPU per request of every process, the load generator's own included.
+The load generator is a minimal asyncio HTTP/1.1 client (one connection per request) used the same way for
+(a), (b) and (c), so its own cost cancels out of the differences. --rounds N repeats (a), (b), (c) N times,
+each round in the reverse order of the previous one, so that a change in the machine's load hits all alike.
 
-Run: .venv/bin/python bench/dispatch.py [--rate 200] [--duration 10] [--redis redis://127.0.0.1:6379/0]
+Run: .venv/bin/python bench/dispatch.py [--rate 200] [--duration 10] [--rounds 2] [--redis redis://...]
 This is a benchmark, not a test: it asserts nothing, it prints what it measured.
 """
 
@@ -20,6 +23,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import signal
 import socket
 import subprocess
@@ -59,6 +63,8 @@ class Result:
     name: str
     samples: list[Sample] = field(default_factory=list)
     cpu_ms_per_request: dict[str, float] = field(default_factory=dict)
+    load: tuple[float, float] = (0.0, 0.0)
+    """The 1-minute load average before and after the run."""
 
     def ok(self) -> list[Sample]:
         return [s for s in self.samples if s.error is None and s.ttft is not None and s.e2e is not None]
@@ -161,10 +167,16 @@ async def http_request(port: int, prompt: str, tokens: int, sample: Sample, t_se
         writer.close()
 
 
+def own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def run_http(name: str, port: int, times: list[float], texts: list[str], tokens: int,
                    procs: Procs) -> Result:
     result = Result(name)
     cpu_before = procs.cpu_s()
+    client_before = own_cpu_s()
 
     async def one(i: int, t_sched: float, prompt: str) -> None:
         await asyncio.sleep(max(0.0, t_sched - (time.perf_counter() - t0)))
@@ -176,8 +188,9 @@ async def run_http(name: str, port: int, times: list[float], texts: list[str], t
     t0 = time.perf_counter()
     await asyncio.gather(*(one(i, t, p) for i, (t, p) in enumerate(zip(times, texts, strict=True))))
     cpu_after = procs.cpu_s()
-    result.cpu_ms_per_request = {k.split("-")[0]: (v - cpu_before.get(k, 0.0)) * 1000 / len(times)
+    result.cpu_ms_per_request = {k.rsplit("-", 1)[0]: (v - cpu_before.get(k, 0.0)) * 1000 / len(times)
                                  for k, v in cpu_after.items()}
+    result.cpu_ms_per_request["client"] = (own_cpu_s() - client_before) * 1000 / len(times)
     return result
 
 
@@ -188,6 +201,8 @@ def free_port() -> int:
 
 
 def write_config(path: Path, args: argparse.Namespace, prefix: str, redis_url: str, kind: str) -> None:
+    # Dispatch settings other than the defaults, e.g. --dispatch-option coalesce_ms=2 to compare ticks.
+    extra = "".join(f"{option}\n" for option in getattr(args, "dispatch_option", None) or ())
     path.write_text(f"""
 [server]
 shutdown_grace_s = 2
@@ -206,19 +221,23 @@ options = {{ ttft_ms = {args.ttft_ms}, tpot_ms = {args.tpot_ms}, batch_capacity 
 kind = "{kind}"
 redis_url = "{redis_url}"
 key_prefix = "{prefix}"
-""")
+{extra}""")
 
 
 class Procs:
     def __init__(self, logdir: Path) -> None:
         self.logdir = logdir
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.names: dict[int, str] = {}
+        """pid -> lockgate command (serve, gateway, worker, sim-server)."""
 
     def start(self, *args: str) -> None:
         log = (self.logdir / f"{args[0]}-{len(self.procs)}.log").open("wb")
         env = {k: v for k, v in os.environ.items() if k != "LOCKGATE_REDIS_URL"}
-        self.procs.append(subprocess.Popen([sys.executable, "-m", "gateway.cli", *args], stdout=log,
-                                           stderr=subprocess.STDOUT, cwd=ROOT, env=env))
+        proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", *args], stdout=log,
+                                stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+        self.procs.append(proc)
+        self.names[proc.pid] = args[0]
 
     def cpu_s(self) -> dict[str, float]:
         """CPU seconds (user + system) used so far by each live process, from /proc."""
@@ -229,7 +248,7 @@ class Procs:
                 fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            out[f"{p.args[3]}-{p.pid}"] = (int(fields[11]) + int(fields[12])) / tick
+            out[f"{self.names[p.pid]}-{p.pid}"] = (int(fields[11]) + int(fields[12])) / tick
         return out
 
     def stop(self) -> None:
@@ -244,12 +263,12 @@ class Procs:
         self.procs.clear()
 
 
-async def wait_ready(port: int, within_s: float = 30) -> None:
+async def wait_ready(port: int, within_s: float = 30, path: str = "/readyz") -> None:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
             line = await reader.readline()
             writer.close()
             if b" 200 " in line:
@@ -267,10 +286,13 @@ async def warm(port: int, tokens: int) -> None:
 
 
 def report(results: list[Result], args: argparse.Namespace, warmup: float, times: list[float]) -> str:
-    measured = {r.name: r for r in results}
-    ref = measured["sim"].ok()
-    ref_ttft = [s.ttft for s in ref if s.ttft is not None]
-    ref_e2e = [s.e2e for s in ref if s.e2e is not None]
+    def reference_of(r: Result) -> Result:
+        """The engine run of the same round (rounds are measured minutes apart), else the first engine run."""
+        round_ = r.name.partition("#")[2]
+        engines = [e for e in results if e.name.partition("#")[0] == "engine"]
+        same = [e for e in engines if e.name.partition("#")[2] == round_]
+        return (same or engines or [e for e in results if e.name == "sim"] or results)[0]
+
     lines = [
         f"load: Poisson {args.rate:g} req/s for {args.duration:g}s (seed {args.seed}), {len(times)} requests, "
         f"{args.tokens} tokens each, streamed; sim ttft {args.ttft_ms:g} ms, tpot {args.tpot_ms:g} ms; first "
@@ -282,13 +304,16 @@ def report(results: list[Result], args: argparse.Namespace, warmup: float, times
         f"{'+TTFT p50':>10} {'+TTFT p99':>10} {'+E2E p50':>9} {'+E2E p99':>9} {'lag p99':>8}",
     ]
     for r in results:
+        reference = reference_of(r)
+        ref_ttft = [s.ttft for s in reference.ok() if s.ttft is not None]
+        ref_e2e = [s.e2e for s in reference.ok() if s.e2e is not None]
         ok = r.ok()
         ttft = [s.ttft * 1000 for s in ok if s.ttft is not None]
         e2e = [s.e2e * 1000 for s in ok if s.e2e is not None]
         lag = [s.lag * 1000 for s in r.samples]
         row = (f"{r.name:<10} {len(r.samples):>5} {r.errors():>4} {pct(ttft, 50):>9.2f} {pct(ttft, 99):>9.2f} "
                f"{pct(e2e, 50):>9.2f} {pct(e2e, 99):>9.2f}")
-        if r.name != "sim":
+        if r is not reference and r.name != "sim":
             row += (f" {pct(ttft, 50) - pct(ref_ttft, 50) * 1000:>10.2f}"
                     f" {pct(ttft, 99) - pct(ref_ttft, 99) * 1000:>10.2f}"
                     f" {pct(e2e, 50) - pct(ref_e2e, 50) * 1000:>9.2f}"
@@ -298,11 +323,13 @@ def report(results: list[Result], args: argparse.Namespace, warmup: float, times
         row += f" {pct(lag, 99):>8.2f}"
         lines.append(row)
     lines.append("")
-    lines.append("ms; '+' columns: the target's percentile minus the sim's (a); lag: client send delay vs schedule")
+    lines.append("ms; '+' columns: the target's percentile minus the reference's (the engine run of the same "
+                 "round); lag: client send delay vs schedule")
     for r in results:
         if r.cpu_ms_per_request:
             cpu = ", ".join(f"{k} {v:.2f}" for k, v in r.cpu_ms_per_request.items())
-            lines.append(f"CPU per request, {r.name}: {cpu} (ms, whole run incl. warm-up)")
+            lines.append(f"CPU per request, {r.name}: {cpu} (ms, whole run incl. warm-up; load average "
+                         f"{r.load[0]:.2f} -> {r.load[1]:.2f})")
     errors = {e for r in results for s in r.samples if (e := s.error)}
     if errors:
         lines.append(f"errors seen: {sorted(errors)[:5]}")
@@ -315,36 +342,27 @@ async def main(args: argparse.Namespace) -> None:
     texts = prompts(len(times), args.seed)
     keep = {i for i, t in enumerate(times) if t >= warmup}
     results: list[Result] = []
-    targets = args.targets.split(",")
+    targets = [t for t in args.targets.split(",") if t != "sim"]
 
-    # The reference is always measured: the other targets are reported relative to it.
-    opts = SimOptions(ttft_ms=args.ttft_ms, tpot_ms=args.tpot_ms, batch_capacity=1024)
-    results.append(measured(await run_sim(opts, times, texts, args.tokens), keep))
+    if "sim" in args.targets.split(","):
+        opts = SimOptions(ttft_ms=args.ttft_ms, tpot_ms=args.tpot_ms, batch_capacity=1024)
+        results.append(measured(await run_sim(opts, times, texts, args.tokens), keep))
     with tempfile.TemporaryDirectory(prefix="lockgate-bench-") as tmp:
         tmpdir = Path(args.logdir) if args.logdir else Path(tmp)
         tmpdir.mkdir(parents=True, exist_ok=True)
         prefix = f"lgbench{uuid.uuid4().hex[:8]}"
         procs = Procs(tmpdir)
         try:
-            if "embedded" in targets:
-                cfg = tmpdir / "embedded.toml"
-                write_config(cfg, args, prefix, args.redis, "embedded")
-                port = free_port()
-                procs.start("serve", "--config", str(cfg), "--port", str(port))
-                await wait_ready(port)
-                await warm(port, args.tokens)
-                results.append(measured(await run_http("embedded", port, times, texts, args.tokens, procs), keep))
-                procs.stop()
-            if "redis" in targets:
-                cfg = tmpdir / "redis.toml"
-                write_config(cfg, args, prefix, args.redis, "redis")
-                port = free_port()
-                procs.start("worker", "--config", str(cfg))
-                procs.start("gateway", "--config", str(cfg), "--port", str(port))
-                await wait_ready(port)
-                await warm(port, args.tokens)
-                results.append(measured(await run_http("redis", port, times, texts, args.tokens, procs), keep))
-                procs.stop()
+            for round_ in range(args.rounds):
+                order = targets if round_ % 2 == 0 else targets[::-1]
+                for target in order:
+                    name = target if args.rounds == 1 else f"{target}#{round_ + 1}"
+                    port = await start_target(target, procs, tmpdir, args, prefix)
+                    load_before = os.getloadavg()[0]
+                    result = await run_http(name, port, times, texts, args.tokens, procs)
+                    result.load = (load_before, os.getloadavg()[0])
+                    results.append(measured(result, keep))
+                    procs.stop()
         finally:
             procs.stop()
             client = redis.Redis.from_url(args.redis)
@@ -355,8 +373,30 @@ async def main(args: argparse.Namespace) -> None:
     print(report(results, args, warmup, times))
 
 
+async def start_target(target: str, procs: Procs, tmpdir: Path, args: argparse.Namespace, prefix: str) -> int:
+    """Start one target's processes; return its port once it is ready and warm."""
+    port = free_port()
+    if target == "engine":
+        procs.start("sim-server", "--protocol", "vllm", "--model", "m", "--port", str(port),
+                    "--ttft-ms", f"{args.ttft_ms:g}", "--tpot-ms", f"{args.tpot_ms:g}",
+                    "--sim", "batch_capacity=1024")
+        await wait_ready(port, path="/health")
+    else:
+        cfg = tmpdir / f"{target}.toml"
+        write_config(cfg, args, prefix, args.redis, target)
+        if target == "redis":
+            procs.start("worker", "--config", str(cfg))
+            procs.start("gateway", "--config", str(cfg), "--port", str(port))
+        else:
+            procs.start("serve", "--config", str(cfg), "--port", str(port))
+        await wait_ready(port)
+    await warm(port, args.tokens)
+    return port
+
+
 def measured(result: Result, keep: set[int]) -> Result:
-    return Result(result.name, [s for s in result.samples if s.index in keep], result.cpu_ms_per_request)
+    return Result(result.name, [s for s in result.samples if s.index in keep], result.cpu_ms_per_request,
+                  result.load)
 
 
 if __name__ == "__main__":
@@ -369,5 +409,10 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--redis", default=os.environ.get("LOCKGATE_REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--logdir", help="keep configs and process logs here (default: a temporary directory)")
-    parser.add_argument("--targets", default="sim,embedded,redis", help="comma-separated: sim,embedded,redis")
+    parser.add_argument("--dispatch-option", action="append", metavar="KEY=VALUE",
+                        help="a [dispatch] setting for the lockgate targets (TOML), repeatable")
+    parser.add_argument("--targets", default="engine,embedded,redis",
+                        help="comma-separated: engine,embedded,redis, and sim (the simulator in this process)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat the HTTP targets, alternating their order (default 1)")
     uvloop.run(main(parser.parse_args()))

@@ -42,6 +42,11 @@ class Ticket(Protocol):
         """The job's events, ending after the terminal one (Completed or Failed)."""
         ...
 
+    def ready(self) -> list[Event]:
+        """Events already delivered and not yet taken, without waiting (up to and including a terminal one).
+        Consumers take the next event from ``events()`` and then these, to write them to the client at once."""
+        ...
+
     async def cancel(self) -> None:
         """Stop the job: not started, or aborted in the engine; no further events are delivered."""
         ...

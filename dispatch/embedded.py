@@ -42,6 +42,15 @@ class EmbeddedTicket:
             if isinstance(event, TERMINAL):
                 return
 
+    def ready(self) -> list[Event]:
+        out: list[Event] = []
+        while not self._events.empty():
+            event = self._events.get_nowait()
+            out.append(event)
+            if isinstance(event, TERMINAL):
+                break
+        return out
+
     async def cancel(self) -> None:
         self.cancelled = True
         if self.task is not None and not self.task.done():

@@ -18,6 +18,9 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gateway.disconnect import CLIENT_WATCH
+from gateway.watchdog import Watchdog
+
 log = logging.getLogger("lockgate.edge")
 
 
@@ -116,20 +119,31 @@ def write_timeout_middleware(app: ASGIApp, timeout_s: float) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        scope.setdefault("state", {})
+        state = scope.setdefault("state", {})
+        # One lazily re-armed timer per response, not an asyncio.timeout per chunk (gateway.watchdog).
+        watchdog = Watchdog(timeout_s, asyncio.get_running_loop())
 
         async def guarded(message: Message) -> None:
             if message["type"] != "http.response.body":
                 await send(message)
                 return
+            watchdog.begin()
             try:
-                async with asyncio.timeout(timeout_s):
-                    await send(message)
-            except TimeoutError:
-                raise ClientTooSlow from None
+                await send(message)
+            except asyncio.CancelledError:
+                if watchdog.expired():
+                    raise ClientTooSlow from None
+                raise
+            finally:
+                watchdog.end()
 
         try:
             await app(scope, receive, guarded)
+        except asyncio.CancelledError:
+            watch = state.get(CLIENT_WATCH)
+            if watch is None or not watch.absorbed():
+                raise
+            # The client hung up: its request was cancelled on purpose; the finishers cancel the job.
         except Exception as exc:
             if not _caused_by(exc, ClientTooSlow):
                 raise
@@ -137,7 +151,11 @@ def write_timeout_middleware(app: ASGIApp, timeout_s: float) -> ASGIApp:
             log.info("dropped a client that stopped reading for %gs (%s %s)", timeout_s, scope.get("method"),
                      scope.get("path"))
         finally:
-            for finisher in scope["state"].get(FINISHERS, ()):
+            watchdog.close()
+            watch = state.get(CLIENT_WATCH)
+            if watch is not None:
+                watch.stop()
+            for finisher in state.get(FINISHERS, ()):
                 await asyncio.shield(finisher())
 
     return middleware

@@ -18,6 +18,7 @@ from dispatch.contract import AdmissionRefused, Dispatcher, DispatchUnavailable,
 from dispatch.job import Job
 from gateway.config.schema import LimitsConfig
 from gateway.errors import APIError
+from gateway.watchdog import Watchdog
 from observability.recorder import RequestRecorder
 from routing.budget import RetryBudget
 from routing.experiments import Timing
@@ -65,6 +66,7 @@ class Execution:
         self._tokens = 0
         self._itl_tokens = 0
         self._terminal: Completed | Failed | None = None
+        self._idle: Watchdog | None = None
 
     async def start(self) -> First:
         """Run attempts until one yields its first token (or completes). Raises APIError otherwise."""
@@ -166,23 +168,38 @@ class Execution:
 
     async def rest(self) -> AsyncIterator[Event]:
         """Events after the first, ending with exactly one terminal event (a timeout becomes Failed)."""
-        assert self._events is not None
         while not self.finished:
-            try:
-                # A timeout per event, not wait_for: wait_for wraps each anext() in a new Task (one per token).
-                # The context closes before the yield, so it never fires while the consumer writes.
-                async with asyncio.timeout(self._limits.idle_timeout_s):
-                    event = await anext(self._events)
-            except TimeoutError:
-                await self.cancel()
-                event = Failed(type="timeout", code="idle_timeout", status=504,
-                               message=f"The backend sent nothing for {self._limits.idle_timeout_s:g}s.")
-            except StopAsyncIteration:
-                event = Failed(type="server_error", status=502, message="The job's event stream ended early.")
-            self._arrived(event)
-            yield event
-            if isinstance(event, TERMINAL):
-                return
+            for event in await self.next_events():
+                yield event
+
+    async def next_events(self) -> list[Event]:
+        """The next event and every event already waiting behind it (the stream writes them at once), ending
+        with the terminal event if it is among them. Waits at most ``idle_timeout_s`` for the first one."""
+        assert self._events is not None
+        assert self._ticket is not None
+        if self._idle is None:
+            self._idle = Watchdog(self._limits.idle_timeout_s, asyncio.get_running_loop())
+        self._idle.begin()
+        try:
+            event = await anext(self._events)
+        except asyncio.CancelledError:
+            self._idle.end()
+            if not self._idle.expired():
+                raise
+            await self.cancel()
+            event = Failed(type="timeout", code="idle_timeout", status=504,
+                           message=f"The backend sent nothing for {self._limits.idle_timeout_s:g}s.")
+        except StopAsyncIteration:
+            event = Failed(type="server_error", status=502, message="The job's event stream ended early.")
+        finally:
+            self._idle.end()
+        self._arrived(event)
+        batch = [event]
+        if not isinstance(event, TERMINAL):
+            for more in self._ticket.ready():
+                self._arrived(more)
+                batch.append(more)
+        return batch
 
     def _arrived(self, event: Event) -> None:
         now = time.perf_counter()
@@ -216,6 +233,8 @@ class Execution:
     def _end(self) -> None:
         self.finished = True
         self._release()
+        if self._idle is not None:
+            self._idle.close()
 
     async def cancel(self) -> None:
         self._end()

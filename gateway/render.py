@@ -42,6 +42,14 @@ class Renderer:
         self.id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
         self.created = int(time.time())
         self._object = "chat.completion.chunk" if chat else "text_completion"
+        # A content chunk is the same bytes as ``_chunk([_choice(i, text, None)])`` with two holes (the index and
+        # the text): built once per response, so each token costs one string encode and one bytes format.
+        head = _encode({"id": self.id, "object": self._object, "created": self.created, "model": self.model,
+                        "system_fingerprint": None})
+        self._delta_head = b"data: " + head[:-1] + b',"choices":[{"index":%d,' + (
+            b'"delta":{"content":%s},' if chat else b'"text":%s,')
+        self._delta_tail = b'"logprobs":null,"finish_reason":null}]' + (
+            b',"usage":null' if include_usage else b"") + b"}\n\n"
 
     def _chunk(self, choices: list[dict[str, Any]]) -> bytes:
         chunk: dict[str, Any] = {"id": self.id, "object": self._object, "created": self.created,
@@ -67,7 +75,7 @@ class Renderer:
         return b"".join(self._chunk([self._choice(i, None, None, role=True)]) for i in range(self.n))
 
     def delta(self, delta: Delta) -> bytes:
-        return self._chunk([self._choice(delta.index, delta.text, None)])
+        return self._delta_head % (delta.index, _encode(delta.text)) + self._delta_tail
 
     def closing(self, done: Completed) -> bytes:
         out = [self._chunk([self._choice(i, None if self.chat else "", reason)])

@@ -13,6 +13,7 @@ import uvicorn
 from gateway.app import asgi_app
 from gateway.config.schema import Config
 from gateway.edge import guarded_protocol
+from gateway.gctune import tune_gc
 from gateway.runtime import Runtime
 
 log = logging.getLogger("lockgate.server")
@@ -21,6 +22,10 @@ log = logging.getLogger("lockgate.server")
 class GatewayServer(uvicorn.Server):
     """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, so the process dies by the signal;
     a gateway that drained cleanly should exit 0 instead, for supervisors that count that as a failure."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        tune_gc()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable
 
 from litestar import Response
-from litestar.response import Stream
 
 from backends.events import Completed, Delta, Event, Failed
 from backends.request import GenerationRequest
+from gateway.disconnect import ClientWatch
 from gateway.edge import add_finisher
 from gateway.errors import APIError
 from gateway.execution import Execution
@@ -19,13 +16,13 @@ from gateway.protocol import ChatCompletionRequest, CompletionRequest
 from gateway.render import Renderer
 from gateway.runtime import Runtime
 from gateway.shadow import ShadowRunner
+from gateway.sse import EventStream, Write
 from gateway.types import AnyRequest
 from gateway.validation import decode, model_not_found, normalize_chat, normalize_completion
 from observability.propagation import extract
 from observability.recorder import RequestRecorder
 from routing.router import RouteContext
 
-T = TypeVar("T")
 JSON = "application/json"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 PIN_HEADER = "x-lockgate-pin-backend"
@@ -70,7 +67,7 @@ class CompletionService:
         return RouteContext(sticky_key=sticky, affinity_key=affinity, pinned=pinned)
 
     async def handle(self, request: AnyRequest, body: bytes, chat: bool, request_id: str,
-                     principal: str | None = None) -> Response[bytes] | Stream:
+                     principal: str | None = None) -> Response[bytes]:
         gen_request, include_usage = self.parse(body, chat, request_id)
         context = self.route_context(request, gen_request, principal)
         rt = self.runtime
@@ -90,10 +87,12 @@ class CompletionService:
             for pair_id in pair_ids:
                 rt.experiments.record_side(pair_id, "primary", timing)
 
-        ending = _Ending(execution, recorder, record)
+        # From here a client that hangs up cancels this task (and with it the job): see gateway.disconnect.
+        watch = ClientWatch.start(request.scope, request.receive)
+        ending = _Ending(execution, recorder, record, watch)
         add_finisher(request.scope, ending)
         try:
-            first = await _until_disconnect(request, execution.start())
+            first = await execution.start()
         except APIError as err:
             recorder.failed(Failed(type=err.type, message=err.message, status=err.status, code=err.code))
             await ending()
@@ -110,10 +109,10 @@ class CompletionService:
         if execution.first_arrival is not None:
             headers["x-lockgate-ttft-ms"] = f"{(execution.first_arrival - recorder.received) * 1000:.2f}"
         if gen_request.stream:
-            return Stream(_stream(first, execution, renderer, recorder, ending), media_type="text/event-stream",
-                          headers={**SSE_HEADERS, **headers})
+            sse = _SSEBody(first, execution, renderer, recorder, ending)
+            return EventStream(sse, headers={**SSE_HEADERS, **headers})
         try:
-            body_out = await _until_disconnect(request, _collect(first, execution, renderer, recorder))
+            body_out = await _collect(first, execution, renderer, recorder)
         finally:
             await ending()
         return Response(body_out, media_type=JSON, headers=headers)
@@ -124,8 +123,10 @@ class _Ending:
     the outcome is recorded. Called by the response's own code and, as a finisher, by the edge middleware for
     streams the framework abandoned mid-write."""
 
-    def __init__(self, execution: Execution, recorder: RequestRecorder, record: Callable[[], None]) -> None:
+    def __init__(self, execution: Execution, recorder: RequestRecorder, record: Callable[[], None],
+                 watch: ClientWatch) -> None:
         self._execution = execution
+        self._watch = watch
         self._recorder = recorder
         self._record = record
         self._done = False
@@ -134,36 +135,11 @@ class _Ending:
         if self._done:
             return
         self._done = True
+        self._watch.stop()
         if not self._execution.finished:
             await self._execution.cancel()
             self._recorder.cancelled()
         self._record()
-
-
-async def _until_disconnect(request: AnyRequest, work: Awaitable[T]) -> T:
-    """Await ``work``, cancelling it if the client hangs up first (non-streamed requests have no writes
-    that would notice)."""
-    task: asyncio.Future[T] = asyncio.ensure_future(work)
-    watcher: asyncio.Future[None] = asyncio.ensure_future(_disconnected(request))
-    racers: set[asyncio.Future[Any]] = {task, watcher}
-    try:
-        await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    finally:
-        watcher.cancel()
-    if not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        raise asyncio.CancelledError("client disconnected")
-    return task.result()
-
-
-async def _disconnected(request: AnyRequest) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
 
 
 async def _collect(first: Delta | Completed, execution: Execution, renderer: Renderer,
@@ -189,39 +165,50 @@ async def _collect(first: Delta | Completed, execution: Execution, renderer: Ren
     raise APIError(502, "The job ended without a result.")
 
 
-async def _stream(first: Delta | Completed, execution: Execution, renderer: Renderer,
-                  recorder: RequestRecorder, ending: _Ending) -> AsyncIterator[bytes]:
-    try:
-        # The role chunk goes out in the same write as the first content: one send instead of two on the
-        # path of the first token.
-        opening = renderer.opening()
-        event: Event = first
-        pending = None if isinstance(first, Completed) else execution.rest()
-        while True:
-            if isinstance(event, Delta):
-                chunk = renderer.delta(event) if event.text else b""
-                if opening:
-                    chunk, opening = opening + chunk, b""
-                if chunk:
-                    yield chunk
-                recorder.chunk_sent(event)
-                # When the engine runs ahead, events are already buffered and nothing above suspends; without
-                # this pass through the loop a disconnect (and the cancellation it triggers) would wait for the
-                # whole burst to be written into a closed connection.
-                await asyncio.sleep(0)
-            elif isinstance(event, Completed):
-                recorder.completed(event, renderer.id)
-                yield opening + renderer.closing(event)
-                return
-            elif isinstance(event, Failed):
-                recorder.failed(event)
-                yield opening + renderer.error(APIError.from_failed(event))
-                return
-            if pending is None:
-                return
-            try:
-                event = await anext(pending)
-            except StopAsyncIteration:
-                return
-    finally:
-        await ending()
+class _SSEBody:
+    """A stream's body: everything that is ready goes out in one write (the role chunk with the first token;
+    a burst of deltas; the last delta with the closing chunks and ``[DONE]``, which also ends the body).
+    Every pass waits for the next event, so a client that hangs up is noticed between writes."""
+
+    def __init__(self, first: Delta | Completed, execution: Execution, renderer: Renderer,
+                 recorder: RequestRecorder, ending: _Ending) -> None:
+        self._first = first
+        self._execution = execution
+        self._renderer = renderer
+        self._recorder = recorder
+        self._ending = ending
+
+    async def __call__(self, write: Write) -> None:
+        renderer, recorder = self._renderer, self._recorder
+        try:
+            parts = [renderer.opening()]
+            batch: list[Event] = [self._first]
+            while True:
+                sent: list[Delta] = []
+                terminal: Completed | Failed | None = None
+                for event in batch:
+                    if isinstance(event, Delta):
+                        if event.text:
+                            parts.append(renderer.delta(event))
+                        sent.append(event)
+                    elif isinstance(event, Completed):
+                        terminal = event
+                        parts.append(renderer.closing(event))
+                    elif isinstance(event, Failed):
+                        terminal = event
+                        parts.append(renderer.error(APIError.from_failed(event)))
+                data = b"".join(parts)
+                if data or terminal is not None:
+                    await write(data, terminal is not None)
+                for delta in sent:
+                    recorder.chunk_sent(delta)
+                if isinstance(terminal, Completed):
+                    recorder.completed(terminal, renderer.id)
+                elif isinstance(terminal, Failed):
+                    recorder.failed(terminal)
+                if terminal is not None or self._execution.finished:
+                    return
+                parts = []
+                batch = await self._execution.next_events()
+        finally:
+            await self._ending()

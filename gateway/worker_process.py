@@ -16,6 +16,7 @@ from backends.protocol import Backend
 from backends.registry import PluginRegistry
 from dispatch.redis import RedisWorker, resolve
 from gateway.config.schema import Config
+from gateway.gctune import tune_gc
 from observability.telemetry import Telemetry
 
 log = logging.getLogger("lockgate.worker")
@@ -43,6 +44,7 @@ async def serve_worker(config: Config, names: list[str], stop: asyncio.Event) ->
     worker = RedisWorker(backends, config.dispatch, target=resolve(config.dispatch), telemetry=telemetry,
                          concurrency={n: c for n in names if (c := config.backends[n].concurrency)})
     await worker.start()
+    tune_gc()
     try:
         await stop.wait()
         log.info("worker %s stopping (grace %.1fs)", worker.worker_id, config.server.shutdown_grace_s)

@@ -16,6 +16,7 @@ from opentelemetry.util.types import AttributeValue
 from backends.events import Completed, Delta, Failed, Started
 from backends.request import GenerationRequest
 from observability import semconv as sc
+from observability.bulk import record_many
 from observability.propagation import trace_id_hex, traceparent_of
 from observability.telemetry import Telemetry
 
@@ -56,6 +57,7 @@ class RequestRecorder:
         self.tokens = 0
         self._itl_sum = 0.0
         self._itl_tokens = 0
+        self._itl: list[float] = []
         self._ended = False
         telemetry.instruments.in_flight.add(1, {sc.REQUEST_MODEL: request.model})
 
@@ -111,8 +113,11 @@ class RequestRecorder:
             per_token = (now - self.last) / delta.tokens
             self._itl_sum += now - self.last
             self._itl_tokens += delta.tokens
-            for _ in range(delta.tokens):
-                self._t.instruments.itl.record(per_token, self._metric_attrs)
+            # Recorded at the end in one batch (observability.bulk): one SDK record per token costs too much.
+            if delta.tokens == 1:
+                self._itl.append(per_token)
+            else:
+                self._itl.extend([per_token] * delta.tokens)
         self.last = now
         self.tokens += delta.tokens
 
@@ -146,6 +151,8 @@ class RequestRecorder:
         if self._ended:
             return
         self._ended = True
+        record_many(self._t.instruments.itl, self._itl, self._metric_attrs)
+        self._itl.clear()
         attrs = {**self._metric_attrs, sc.OUTCOME: outcome}
         if outcome != "ok":
             attrs[sc.ERROR_TYPE] = outcome

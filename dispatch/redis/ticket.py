@@ -82,6 +82,15 @@ class RedisTicket:
             if isinstance(event, TERMINAL):
                 return
 
+    def ready(self) -> list[Event]:
+        out: list[Event] = []
+        while not self._queue.empty():
+            event = self._queue.get_nowait()
+            out.append(event)
+            if isinstance(event, TERMINAL):
+                break
+        return out
+
     async def cancel(self) -> None:
         if self.done:
             return

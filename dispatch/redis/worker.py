@@ -41,6 +41,8 @@ from observability.propagation import context_from_traceparent
 from observability.telemetry import Telemetry
 
 log = logging.getLogger("lockgate.worker")
+_WAITED_S = 0.002
+"""A blocking read that took this long waited for its job (a round trip here takes well under 1 ms)."""
 
 
 def new_worker_id() -> str:
@@ -152,18 +154,28 @@ class RedisWorker:
 
     async def _take_loop(self, name: str, lane: _Lane) -> None:
         backoff = 0.05
+        # After a blocking read that really waited, the streams were empty when it began: the job it returned
+        # is (almost always) the only one, so the next pass blocks again at once instead of running the take
+        # script first, one round trip per job less when the worker keeps up. A read that returned at once
+        # may have left a backlog: then the take script serves the bands in priority order, as always.
+        kept_up = False
         while not self._stopping:
             try:
                 if lane.free <= 0:
                     lane.room.clear()
                     await lane.room.wait()
                     continue
-                rows = await self.scripts.take(keys=lane.streams, args=[GROUP, self.worker_id, lane.free])
-                taken = [(s, i, _pairs(f)) for s, i, f in rows]
+                taken: list[tuple[Any, Any, dict[bytes, bytes]]] = []
+                if not kept_up:
+                    rows = await self.scripts.take(keys=lane.streams, args=[GROUP, self.worker_id, lane.free])
+                    taken = [(s, i, _pairs(f)) for s, i, f in rows]
+                kept_up = False
                 if not taken:
+                    began = time.monotonic()
                     reply: Any = await self.redis.xreadgroup(GROUP, self.worker_id, dict.fromkeys(lane.streams, ">"),
                                                         count=1, block=self.config.block_ms)
                     taken = [(s, i, f) for s, entries in reply or () for i, f in entries]
+                    kept_up = len(taken) == 1 and time.monotonic() - began >= _WAITED_S
                 for stream, entry_id, fields in taken:
                     self._spawn(name, lane, _str(stream), _str(entry_id), fields.get(b"job", b""), 1)
                 backoff = 0.05

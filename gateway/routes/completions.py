@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 
 from litestar import Response, post
-from litestar.response import Stream
 
 from gateway.errors import APIError
 from gateway.serving import CompletionService
 from gateway.types import AnyRequest
 
 
-async def _serve(request: AnyRequest, chat: bool) -> Response[bytes] | Stream:
+async def _serve(request: AnyRequest, chat: bool) -> Response[bytes]:
     service: CompletionService = request.app.state.service
     principal = service.runtime.auth.authenticate(request.headers.get("authorization"))
     try:
@@ -24,10 +23,10 @@ async def _serve(request: AnyRequest, chat: bool) -> Response[bytes] | Stream:
 
 
 @post("/v1/chat/completions", status_code=200)
-async def chat_completions(request: AnyRequest) -> Response[bytes] | Stream:
+async def chat_completions(request: AnyRequest) -> Response[bytes]:
     return await _serve(request, chat=True)
 
 
 @post("/v1/completions", status_code=200)
-async def completions(request: AnyRequest) -> Response[bytes] | Stream:
+async def completions(request: AnyRequest) -> Response[bytes]:
     return await _serve(request, chat=False)

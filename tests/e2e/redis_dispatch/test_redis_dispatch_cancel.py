@@ -18,7 +18,10 @@ def test_client_disconnect_stops_the_worker_within_a_second_and_acks(deployment:
     with httpx.stream("POST", f"{gw.url}/v1/chat/completions", json=body("walk away", max_tokens=200),
                       timeout=30) as resp:
         seen = 0
-        for event in sse_events(resp.iter_lines()):
+        # Held in a variable: a generator dropped at the break is closed at once, and closing httpx's line
+        # iterator closes the connection, which would hang up before the assertions below.
+        events = sse_events(resp.iter_lines())
+        for event in events:
             if content_of(event):
                 seen += 1
                 if seen == 3:

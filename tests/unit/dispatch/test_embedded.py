@@ -130,3 +130,16 @@ async def test_close_fails_waiting_jobs_and_refuses_new_ones() -> None:
 async def test_job_roundtrips_through_msgpack() -> None:
     j = job(7, priority=2, traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
     assert decode_job(encode_job(j)) == j
+
+
+async def test_ready_drains_without_waiting_and_stops_at_the_terminal_event() -> None:
+    d, _ = await make(tpot_ms=0)
+    ticket = await d.submit(job(max_tokens=5))
+    stream = ticket.events().__aiter__()
+    seen = [await anext(stream)]
+    while not isinstance(seen[-1], Completed):
+        await asyncio.sleep(0.01)  # the job runs ahead: its events wait in the ticket
+        seen.extend(ticket.ready())
+    assert sum(isinstance(e, Delta) and e.tokens for e in seen) == 5
+    assert ticket.ready() == []
+    await d.close()

@@ -103,3 +103,16 @@ async def test_a_client_too_slow_for_its_buffer_gets_one_error_and_the_job_is_ca
     assert last.code == "slow_consumer"
     await asyncio.sleep(0)
     assert cancelled == ["j1"]
+
+
+@pytest.mark.anyio
+async def test_ready_hands_over_what_is_buffered_up_to_the_terminal_event() -> None:
+    ticket, _ = make_ticket()
+    ticket.deliver("w1", [started("w1"), Delta("a", 1), Delta("b", 1)])
+    stream = ticket.events().__aiter__()
+    assert isinstance(await anext(stream), Started)
+    assert ticket.ready() == [Delta("a", 1), Delta("b", 1)]
+    assert ticket.ready() == []
+    ticket.deliver("w1", [Delta("c", 1), Completed(("length",), 1, 3)])
+    assert await anext(stream) == Delta("c", 1)
+    assert ticket.ready() == [Completed(("length",), 1, 3)]
