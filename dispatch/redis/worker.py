@@ -18,7 +18,6 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Iterable
-from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
@@ -59,10 +58,13 @@ class _Active:
 
 
 class _Lane:
-    def __init__(self, backend: Backend, capacity: int, streams: list[str]) -> None:
+    def __init__(self, backend: Backend, capacity: int, streams: list[str], queue_keys: list[str],
+                 bell: str) -> None:
         self.backend = backend
         self.capacity = capacity
         self.streams = streams
+        self.queue_keys = queue_keys
+        self.bell = bell
         self.active: dict[str, _Active] = {}
         self.room = asyncio.Event()
 
@@ -92,7 +94,8 @@ class RedisWorker:
                                   window_s=config.coalesce_ms / 1000)
         self.telemetry = telemetry
         self._lanes = {name: _Lane(b, (concurrency or {}).get(name) or b.max_concurrency,
-                                   self.keys.job_streams(name)) for name, b in backends.items()}
+                                   self.keys.job_streams(name), self.keys.queue_keys(name), self.keys.bell(name))
+                       for name, b in backends.items()}
         self._by_job: dict[str, _Active] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -152,12 +155,12 @@ class RedisWorker:
                     lane.room.clear()
                     await lane.room.wait()
                     continue
-                rows = await self.scripts.take(keys=lane.streams, args=[GROUP, self.worker_id, lane.free])
+                rows = await self.scripts.take(keys=lane.queue_keys, args=[GROUP, self.worker_id, lane.free,
+                                                                           int(self.config.stream_ttl_s)])
                 taken = [(s, i, _pairs(f)) for s, i, f in rows]
                 if not taken:
-                    reply: Any = await self.redis.xreadgroup(GROUP, self.worker_id, dict.fromkeys(lane.streams, ">"),
-                                                        count=1, block=self.config.block_ms)
-                    taken = [(s, i, f) for s, entries in reply or () for i, f in entries]
+                    # Each submit rings the bell; the next take finds the job (or another worker already has).
+                    await self.redis.blpop([lane.bell], timeout=self.config.block_ms / 1000)
                 for stream, entry_id, fields in taken:
                     self._spawn(name, lane, _str(stream), _str(entry_id), fields.get(b"job", b""), 1)
                 backoff = 0.05

@@ -153,6 +153,12 @@ class Deployment:
     def jobs_key(self, band: int = 0) -> str:
         return f"{self.prefix}:{{sim}}:jobs:{band}"
 
+    def waiting(self, band: int = 0) -> int:
+        """Jobs waiting for a worker: in the band's fair set, or (a take failed half-way) undelivered in its
+        stream."""
+        return int(self.r.zcard(f"{self.prefix}:{{sim}}:fair:{band}")) + int(self.r.xlen(self.jobs_key(band))) \
+            - len(self.pending(band))
+
     def live_workers(self) -> int:
         try:
             return int(self.r.hlen(f"{self.prefix}:{{sim}}:workers"))
