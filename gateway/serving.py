@@ -19,6 +19,9 @@ from gateway.protocol import ChatCompletionRequest, CompletionRequest
 from gateway.render import Renderer
 from gateway.runtime import Runtime
 from gateway.shadow import ShadowRunner
+from gateway.tenants.allowance import Allowance
+from gateway.tenants.records import KeyRecord
+from gateway.tenants.service import Tenancy
 from gateway.types import AnyRequest
 from gateway.validation import decode, model_not_found, normalize_chat, normalize_completion
 from observability.propagation import extract
@@ -52,10 +55,11 @@ class CompletionService:
         include_usage = bool(req.stream and req.stream_options and req.stream_options.include_usage)
         return normalized, include_usage
 
-    def route_context(self, request: AnyRequest, gen: GenerationRequest, principal: str | None) -> RouteContext:
+    def route_context(self, request: AnyRequest, gen: GenerationRequest,
+                      principal: KeyRecord | None) -> RouteContext:
         model = self.runtime.config.models[gen.model]
         session = request.headers.get(model.experiment.session_header)
-        sources = {"user": gen.user, "session": session, "api_key": principal}
+        sources = {"user": gen.user, "session": session, "api_key": principal.id if principal else None}
         sticky = next((f"{s}:{sources[s]}" for s in model.experiment.sticky_keys if sources[s]), None)
         affinity = None
         if model.affinity == "session":
@@ -70,16 +74,20 @@ class CompletionService:
         return RouteContext(sticky_key=sticky, affinity_key=affinity, pinned=pinned)
 
     async def handle(self, request: AnyRequest, body: bytes, chat: bool, request_id: str,
-                     principal: str | None = None) -> Response[bytes] | Stream:
+                     principal: KeyRecord | None = None) -> Response[bytes] | Stream:
         gen_request, include_usage = self.parse(body, chat, request_id)
         context = self.route_context(request, gen_request, principal)
         rt = self.runtime
         recorder = RequestRecorder(rt.telemetry, gen_request, extract(dict(request.headers)))
+        allowance = await rt.tenancy.admit(principal, gen_request, recorder)
         execution = Execution(gen_request, router=rt.router, dispatcher=rt.dispatcher, limits=rt.config.limits,
                               recorder=recorder, engines=rt.engines, max_n=rt.max_n, budget=rt.budget,
-                              context=context)
+                              context=context, priority=principal.priority if principal else 0,
+                              tenant=principal.id if principal else "")
         renderer = Renderer(chat, gen_request.model, gen_request.n, include_usage)
         headers = {"x-lockgate-trace-id": recorder.trace_id} if recorder.trace_id else {}
+        if allowance is not None:
+            headers.update(allowance.headers)
         # Shadows start with the primary, so both engines get the request at the same moment.
         pair_ids = [] if context.pinned else self.shadows.maybe_start(gen_request, recorder.span)
 
@@ -89,6 +97,9 @@ class CompletionService:
                 rt.experiments.record_arm(gen_request.model, execution.decision.arm, timing)
             for pair_id in pair_ids:
                 rt.experiments.record_side(pair_id, "primary", timing)
+            settling = allowance.settle(timing) if allowance is not None else None
+            if settling is not None:
+                rt.tenancy.spawn(settling)
 
         ending = _Ending(execution, recorder, record)
         add_finisher(request.scope, ending)
@@ -97,6 +108,8 @@ class CompletionService:
         except APIError as err:
             recorder.failed(Failed(type=err.type, message=err.message, status=err.status, code=err.code))
             await ending()
+            if allowance is not None:
+                err.headers = {**allowance.headers, **err.headers}
             raise
         except BaseException:
             await ending()
@@ -110,7 +123,8 @@ class CompletionService:
         if execution.first_arrival is not None:
             headers["x-lockgate-ttft-ms"] = f"{(execution.first_arrival - recorder.received) * 1000:.2f}"
         if gen_request.stream:
-            return Stream(_stream(first, execution, renderer, recorder, ending), media_type="text/event-stream",
+            return Stream(_stream(first, execution, renderer, recorder, ending, allowance, rt.tenancy),
+                          media_type="text/event-stream",
                           headers={**SSE_HEADERS, **headers})
         try:
             body_out = await _until_disconnect(request, _collect(first, execution, renderer, recorder))
@@ -190,7 +204,8 @@ async def _collect(first: Delta | Completed, execution: Execution, renderer: Ren
 
 
 async def _stream(first: Delta | Completed, execution: Execution, renderer: Renderer,
-                  recorder: RequestRecorder, ending: _Ending) -> AsyncIterator[bytes]:
+                  recorder: RequestRecorder, ending: _Ending, allowance: Allowance | None = None,
+                  tenancy: Tenancy | None = None) -> AsyncIterator[bytes]:
     try:
         # The role chunk goes out in the same write as the first content: one send instead of two on the
         # path of the first token.
@@ -202,9 +217,18 @@ async def _stream(first: Delta | Completed, execution: Execution, renderer: Rend
                 chunk = renderer.delta(event) if event.text else b""
                 if opening:
                     chunk, opening = opening + chunk, b""
+                # Charged before it is sent, from the key's lease: a Redis round trip only when the lease is spent.
+                cut = allowance is not None and not allowance.take(event.tokens) and not await allowance.extend(
+                    event.tokens)
                 if chunk:
                     yield chunk
                 recorder.chunk_sent(event)
+                if cut and allowance is not None and tenancy is not None:
+                    err = tenancy.stream_cut(allowance)
+                    await execution.cancel()
+                    recorder.failed(Failed(type=err.type, message=err.message, status=err.status, code=err.code))
+                    yield renderer.error(err)
+                    return
                 # When the engine runs ahead, events are already buffered and nothing above suspends; without
                 # this pass through the loop a disconnect (and the cancellation it triggers) would wait for the
                 # whole burst to be written into a closed connection.
