@@ -30,7 +30,9 @@ def decode_as(body: bytes, kind: type[S]) -> S:
     """Decode a JSON body into ``kind``; a bad one is a 400 naming the field."""
     decoder = _decoders.get(kind)
     try:
-        result: S = decoder.decode(body) if decoder is not None else msgspec.json.decode(body, type=kind)
+        # strict=False for the others: JSON Schema counts 3.0 as an integer, and so must an integer field here.
+        result: S = decoder.decode(body) if decoder is not None else msgspec.json.decode(body, type=kind,
+                                                                                          strict=False)
         return result
     except msgspec.ValidationError as exc:
         text = str(exc)

@@ -6,7 +6,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 import msgspec
-from litestar import Response, delete, get, patch, post
+from litestar import Response, get, route
 from litestar.params import FromPath
 from redis.exceptions import RedisError
 
@@ -18,13 +18,16 @@ from gateway.types import AnyRequest
 from gateway.validation import decode_as
 
 T = TypeVar("T")
-MAX_BODY = 16_384
 
 
 def _admin(request: AnyRequest) -> Runtime:
     runtime: Runtime = request.app.state.service.runtime
     runtime.auth.admin_from_header(request.headers.get("authorization"))
     return runtime
+
+
+def _unknown_model(model: str) -> APIError:
+    return APIError(404, f"The model {model!r} does not exist.", param="models", code="model_not_found")
 
 
 def _json(value: object, status: int = 200) -> Response[bytes]:
@@ -41,55 +44,39 @@ async def _store(work: Awaitable[T]) -> T:
                        code="key_store_unavailable") from None
 
 
-async def _body(request: AnyRequest) -> bytes:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise APIError(413, "Request body too large.", code="request_too_large")
-    return body
-
-
-@post("/v1/lockgate/keys", status_code=201)
-async def create_key(request: AnyRequest) -> Response[bytes]:
+# One handler per path, whatever the method: separate handlers on one path would each answer OPTIONS with
+# only their own method in Allow.
+@route("/v1/lockgate/keys", http_method=["GET", "POST"], status_code=200)
+async def keys(request: AnyRequest) -> Response[bytes]:
     rt = _admin(request)
-    spec = decode_as(await _body(request), KeyCreate)
+    if request.method == "GET":
+        records = await _store(rt.tenancy.directory.all())
+        return _json(KeyList([r.view() for r in records]))
+    spec = decode_as(await request.body(), KeyCreate)
     unknown = [m for m in spec.models if m not in rt.config.models]
     if unknown:
-        raise APIError(400, f"Unknown model {unknown[0]!r}.", param="models", code="model_not_found")
+        raise _unknown_model(unknown[0])
     record, secret = await _store(rt.tenancy.directory.create(spec))
     view = record.view()
     return _json(CreatedKey(**msgspec.structs.asdict(view), secret=secret), 201)
 
 
-@get("/v1/lockgate/keys")
-async def list_keys(request: AnyRequest) -> Response[bytes]:
+@route("/v1/lockgate/keys/{key_id:str}", http_method=["GET", "PATCH", "DELETE"], status_code=200)
+async def key(request: AnyRequest, key_id: FromPath[str]) -> Response[bytes]:
+    """GET shows, PATCH changes, DELETE revokes: the key is refused from then on (by other gateways within
+    ``tenants.key_cache_s``); its record and usage stay readable."""
     rt = _admin(request)
-    records = await _store(rt.tenancy.directory.all())
-    return _json(KeyList([r.view() for r in records]))
-
-
-@get("/v1/lockgate/keys/{key_id:str}")
-async def get_key(request: AnyRequest, key_id: FromPath[str]) -> Response[bytes]:
-    rt = _admin(request)
-    return _json((await _store(rt.tenancy.directory.get(key_id))).view())
-
-
-@patch("/v1/lockgate/keys/{key_id:str}")
-async def update_key(request: AnyRequest, key_id: FromPath[str]) -> Response[bytes]:
-    rt = _admin(request)
-    change = decode_as(await _body(request), KeyUpdate)
+    directory = rt.tenancy.directory
+    if request.method == "GET":
+        return _json((await _store(directory.get(key_id))).view())
+    if request.method == "DELETE":
+        return _json((await _store(directory.revoke(key_id))).view())
+    change = decode_as(await request.body(), KeyUpdate)
     if change.models is not msgspec.UNSET:
         unknown = [m for m in change.models if m not in rt.config.models]
         if unknown:
-            raise APIError(400, f"Unknown model {unknown[0]!r}.", param="models", code="model_not_found")
-    return _json((await _store(rt.tenancy.directory.update(key_id, change))).view())
-
-
-@delete("/v1/lockgate/keys/{key_id:str}", status_code=200)
-async def revoke_key(request: AnyRequest, key_id: FromPath[str]) -> Response[bytes]:
-    """Revoke: the key is refused from now on (by other gateways within ``tenants.key_cache_s``); its record and
-    usage stay readable."""
-    rt = _admin(request)
-    return _json((await _store(rt.tenancy.directory.revoke(key_id))).view())
+            raise _unknown_model(unknown[0])
+    return _json((await _store(directory.update(key_id, change))).view())
 
 
 @get("/v1/lockgate/keys/{key_id:str}/usage")
@@ -97,7 +84,8 @@ async def key_usage(request: AnyRequest, key_id: FromPath[str]) -> Response[byte
     rt = _admin(request)
     retention = rt.config.tenants.usage_retention_days
     raw = request.query_params.get("days", "7")
-    if not raw.isdigit() or not 1 <= int(raw) <= retention:
-        raise APIError(400, f"days must be a whole number from 1 to {retention}.", param="days")
+    if not raw.isdigit() or int(raw) < 1:
+        raise APIError(400, "days must be a whole number, 1 or more.", param="days")
     await _store(rt.tenancy.directory.get(key_id))
-    return _json(await _store(rt.tenancy.usage.read(key_id, int(raw))))
+    # Nothing older than the retention exists, so asking for more days is answered with what there is.
+    return _json(await _store(rt.tenancy.usage.read(key_id, min(int(raw), retention))))

@@ -86,8 +86,6 @@ class KeyDirectory:
         return [*self._fixed_ids.values(), *sorted(stored, key=lambda r: (r.created_at, r.id))]
 
     async def create(self, request: KeyCreate) -> tuple[KeyRecord, str]:
-        if request.expires_at is not None and request.expires_at <= time.time():
-            raise APIError(400, "expires_at is in the past.", param="expires_at")
         secret = new_secret()
         record = KeyRecord(id=new_key_id(), name=request.name, sha256=hash_key(secret), models=request.models,
                            priority=request.priority, rpm=request.rpm, tpm=request.tpm,
