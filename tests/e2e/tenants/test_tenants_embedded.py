@@ -24,6 +24,7 @@ CONFIG_KEY = "sk-config-key-0123456789"
 
 def server(tmp_path: Path, sim: dict[str, object] | None = None, **tenants: object) -> LiveServer:
     config = sim_config(backends={"sim": {"ttft_ms": 5, "tpot_ms": 2, **(sim or {})}},
+                        models={"sim-small": [("sim", 1.0)], "sim-other": [("sim", 1.0)]},
                         auth_keys=[("cfg", hash_key(CONFIG_KEY))], admin_keys=[("ops", hash_key(ADMIN_KEY))],
                         tenants={"keys_file": str(tmp_path / "keys.toml"), "key_cache_s": 0.5, **tenants})
     return LiveServer(config)
@@ -45,7 +46,7 @@ def test_api_key_works_through_the_sdk_and_is_stored_only_as_a_hash(live: LiveSe
     assert secret not in stored
     assert hash_key(secret) in stored
     # The config's keys keep working next to the API's.
-    assert sdk(live.url, CONFIG_KEY).models.list().data[0].id == "sim-small"
+    assert sdk(live.url, CONFIG_KEY).models.list().data[0].id == "sim-small"  # (all models: no list)
     with pytest.raises(openai.AuthenticationError):
         sdk(live.url, secret[:-1] + ("x" if secret[-1] != "x" else "y")).models.list()
     # The listing never shows a secret or hash.
@@ -92,11 +93,16 @@ def test_rpm_limit_429_in_openai_shape_with_headers_the_sdk_raises_on(live: Live
 def test_tokens_per_minute_cut_a_stream_within_one_chunk(tmp_path: Path) -> None:
     with server(tmp_path, sim={"tokens_per_chunk": 2, "tpot_ms": 1}, lease_tokens=8) as live:
         _, secret = Admin(live.url).create(tpm=60)
-        with pytest.raises(openai.APIError) as err:  # the SDK raises on the error event that ends the stream
-            chunks = 0
-            for chunk in sdk(live.url, secret).chat.completions.create(**chat("sim-small", max_tokens=200),
-                                                                        stream=True):
+        stream = sdk(live.url, secret).chat.completions.create(**chat("sim-small", max_tokens=200), stream=True)
+        chunks = 0
+
+        def consume() -> None:
+            nonlocal chunks
+            for chunk in stream:
                 chunks += bool(chunk.choices and chunk.choices[0].delta.content)
+
+        with pytest.raises(openai.APIError) as err:  # the SDK raises on the error event that ends the stream
+            consume()
         assert "tokens per min" in str(err.value)
         # 60 a minute, minus the prompt's estimate, plus a few refilled during the stream: the stream got at most
         # its budget and one chunk (2 tokens), far from the 200 it asked for.
@@ -138,8 +144,11 @@ def test_model_list_priority_and_usage_per_key_and_model(live: LiveServer) -> No
     for _ in range(3):
         client.chat.completions.create(**chat("sim-small", max_tokens=5))
     assert [m.id for m in client.models.list().data] == ["sim-small"]
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(**chat("sim-other"))
     other_id, other = admin.create(name="elsewhere", models=["sim-small"])
     assert admin.call("PATCH", f"/keys/{other_id}", json={"models": []}).json()["models"] == []
+    assert len(sdk(live.url, other).models.list().data) == 2
     usage = {}
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:
