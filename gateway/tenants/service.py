@@ -111,6 +111,11 @@ class Tenancy:
             lease = min(self.config.lease_tokens, request.max_tokens * request.n) if key.tpm else 0
             try:
                 admission = await self.limiter.admit(key, slot, prompt, lease)
+            except asyncio.CancelledError:
+                # The client left while the limits were checked; a slot taken meanwhile expires by itself
+                # (tenants.slot_ttl_s) since nothing will settle it.
+                recorder.cancelled()
+                raise
             except (RedisError, OSError) as exc:
                 err = APIError(503, f"Rate limits cannot be checked right now (Redis: {type(exc).__name__}).",
                                code="dispatch_unavailable")
