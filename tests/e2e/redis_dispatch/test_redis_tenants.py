@@ -164,3 +164,26 @@ def test_fair_queueing_a_trickle_is_not_starved_by_a_flood(deployment: Deploymen
     flood_ttft.sort()
     median_flood = flood_ttft[len(flood_ttft) // 2]
     assert max(trickle_ttft) < 0.35 * median_flood, (trickle_ttft, flood_ttft)
+
+
+def test_a_keys_priority_is_its_jobs_band(deployment: Deployment) -> None:
+    cfg = config(deployment, concurrency=1)
+    deployment.worker(cfg)
+    gw = deployment.gateway(cfg)
+    admin = Admin(gw.url)
+    _, low = admin.create(name="batch", priority=0)
+    _, high = admin.create(name="interactive", priority=1)
+    pool = ThreadPoolExecutor(3)
+    try:
+        # The worker's one slot is held by a job that never produces a token; the next two wait, each in its
+        # key's band.
+        pool.submit(post, gw.url, low, prompt="[[sim:hang]]")
+        wait_until(lambda: len(deployment.pending()) == 1, 10, "the hanging job to run")
+        for key in (low, high):
+            pool.submit(post, gw.url, key)
+        fair = f"{deployment.prefix}:{{sim}}:fair"
+        wait_until(lambda: deployment.r.zcard(f"{fair}:1") == 1 and deployment.r.zcard(f"{fair}:0") == 1, 10,
+                   "one job waiting in each band")
+    finally:
+        gw.proc.kill()  # the clients are still waiting: end them
+        pool.shutdown(wait=True)
