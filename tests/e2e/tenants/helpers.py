@@ -10,7 +10,13 @@ from typing import Any
 import httpx
 import openai
 
+from backends.request import ChatMessage, GenerationRequest
+from gateway.tenants.service import prompt_estimate
+
 ADMIN_KEY = "sk-admin-tenants-0123456789"
+PROMPT_ESTIMATE = prompt_estimate(GenerationRequest(request_id="r", model="m", operation="chat", max_tokens=1,
+                                                    messages=(ChatMessage("user", "hello there"),)))
+"""What admission charges for the prompt of ``chat()`` / ``body()``."""
 RESET = r"^(\d+ms|(\d+h)?(\d+m)?\d+(\.\d+)?s)$"
 
 
