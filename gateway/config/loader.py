@@ -91,6 +91,14 @@ def _check(config: Config, registry: PluginRegistry) -> list[tuple[str, str]]:
         for model_name in key.models:
             if model_name not in config.models:
                 problems.append((f"auth.keys[{i}].models", f"unknown model {model_name!r}"))
+    if config.tenants.keys_file is not None:
+        # Imported here: the key records import the schema, whose package imports this module.
+        from gateway.tenants.store import FileKeyStore
+
+        try:
+            FileKeyStore(config.tenants.keys_file)
+        except ValueError as exc:
+            problems.append(("tenants.keys_file", str(exc)))
     d = config.dispatch
     if d.heartbeat_interval_s * 2 > d.visibility_timeout_s:
         problems.append(("dispatch.heartbeat_interval_s",

@@ -56,9 +56,11 @@ class FileKeyStore:
         self._by_id: dict[str, KeyRecord] = {}
         self._lock = asyncio.Lock()
         if self._path is not None and self._path.exists():
-            data = tomllib.loads(self._path.read_text())
-            for record in msgspec.convert(data, _KeysFile).keys:
-                self._by_id[record.id] = record
+            try:
+                records = msgspec.convert(tomllib.loads(self._path.read_text()), _KeysFile).keys
+            except (tomllib.TOMLDecodeError, msgspec.ValidationError) as exc:
+                raise ValueError(f"keys file {self._path}: {exc}") from None
+            self._by_id = {record.id: record for record in records}
         self._by_hash = {r.sha256: r for r in self._by_id.values()}
 
     async def find(self, sha256: str) -> KeyRecord | None:

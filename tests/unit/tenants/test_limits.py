@@ -133,25 +133,25 @@ async def test_redis_admissions_are_atomic_under_concurrency(redis: tuple[Redis,
 @pytest.mark.anyio
 async def test_redis_slot_of_a_crashed_gateway_expires(redis: tuple[Redis, str]) -> None:
     client, prefix = redis
-    crashed = RedisLimiter(client, prefix, 0.5)  # never settles, never refreshes: it crashed
+    crashed = RedisLimiter(client, prefix, 1.0)  # never settles, never refreshes: it crashed
     k = key(max_concurrent=1)
     assert (await crashed.admit(k, "lost", 1, 0)).verdict is Verdict.OK
-    survivor = RedisLimiter(client, prefix, 0.5)
+    survivor = RedisLimiter(client, prefix, 1.0)
     assert (await survivor.admit(k, "next", 1, 0)).verdict is Verdict.CONCURRENCY
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(1.1)
     assert (await survivor.admit(k, "next", 1, 0)).verdict is Verdict.OK
 
 
 @pytest.mark.anyio
 async def test_redis_slots_of_a_live_gateway_are_refreshed(redis: tuple[Redis, str]) -> None:
     client, prefix = redis
-    live = RedisLimiter(client, prefix, 0.6)
+    live = RedisLimiter(client, prefix, 1.2)
     await live.start()
     try:
         k = key(max_concurrent=1)
         assert (await live.admit(k, "long", 1, 0)).verdict is Verdict.OK
-        await asyncio.sleep(1.5)  # well past the slot TTL: refreshed every TTL/3
-        other = RedisLimiter(client, prefix, 0.6)
+        await asyncio.sleep(2.5)  # well past the slot TTL: refreshed every TTL/3
+        other = RedisLimiter(client, prefix, 1.2)
         assert (await other.admit(k, "next", 1, 0)).verdict is Verdict.CONCURRENCY
         await live.settle(k, "long", 0)
         assert (await other.admit(k, "next", 1, 0)).verdict is Verdict.OK
