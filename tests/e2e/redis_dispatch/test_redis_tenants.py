@@ -81,8 +81,14 @@ def test_revoked_key_refused_by_every_gateway_within_the_stated_delay(deployment
     assert admin.call("DELETE", f"/keys/{key_id}").json()["revoked_at"] is not None
     revoked = time.monotonic()
     assert post(gw1.url, secret).status_code == 401  # the gateway that revoked it: at once
-    wait_until(lambda: post(gw2.url, secret).status_code == 401, 3, "gw2 to refuse the revoked key")
-    assert time.monotonic() - revoked <= 1.0 + 0.5
+
+    def refused_at() -> float | None:
+        sent = time.monotonic()
+        r = httpx.get(f"{gw2.url}/v1/models", headers={"Authorization": f"Bearer {secret}"}, timeout=10)
+        return sent if r.status_code == 401 else None
+
+    first_refused = wait_until(refused_at, 3, "gw2 to refuse the revoked key", interval=0.05)
+    assert first_refused - revoked <= 1.0 + 0.25  # key_cache_s, and one probe interval
     # Admin routes refuse inference keys; inference refuses the admin key.
     _, other = admin.create()
     assert Admin(gw2.url, other).call("GET", "/keys").status_code == 401
@@ -106,7 +112,8 @@ def test_concurrency_slot_released_when_the_worker_dies(deployment: Deployment) 
         rest = list(lines)
     assert any('"error"' in line for line in rest), rest[-3:]
     wait_until(lambda: post(gw2.url, secret).status_code == 200, 5, "the slot to come back")
-    assert deployment.r.zcard(f"{deployment.prefix}:rl:{{{key_id}}}:conc") == 0
+    # That request's own slot is given back just after its answer.
+    wait_until(lambda: deployment.r.zcard(f"{deployment.prefix}:rl:{{{key_id}}}:conc") == 0, 3, "no slot held")
 
 
 def test_slot_of_a_crashed_gateway_expires(deployment: Deployment) -> None:
@@ -148,9 +155,13 @@ def test_tokens_per_minute_cut_a_stream_and_usage_is_kept_in_redis(deployment: D
     usage_key = f"{deployment.prefix}:usage:{{{key_id}}}:{time.strftime('%Y%m%d', time.gmtime())}"
     wait_until(lambda: deployment.r.exists(usage_key), 3, "usage in Redis")
     assert 34 * 86400 < deployment.r.ttl(usage_key) <= 35 * 86400
-    totals = admin.call("GET", f"/keys/{key_id}/usage").json()["totals"][0]
-    assert (totals["requests"], totals["rate_limited"]) == (1, 1)
-    assert totals["completion_tokens"] >= tokens
+    def totals() -> dict[str, int] | None:
+        rows = admin.call("GET", f"/keys/{key_id}/usage").json()["totals"]
+        return rows[0] if rows and rows[0]["rate_limited"] == 1 else None  # recorded just after the answer
+
+    total = wait_until(totals, 3, "the refusal in the usage")
+    assert total["requests"] == 1
+    assert total["completion_tokens"] >= tokens
 
 
 def test_fair_queueing_a_trickle_is_not_starved_by_a_flood(deployment: Deployment) -> None:
