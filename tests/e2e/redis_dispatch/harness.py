@@ -96,7 +96,7 @@ class Deployment:
     def config(self, name: str = "lockgate", *, sim: dict[str, Any] | None = None,
                dispatch: dict[str, Any] | None = None, limits: dict[str, Any] | None = None,
                concurrency: int | None = None, grace_s: float = 5.0, admin_key: str | None = None,
-               tenants: dict[str, Any] | None = None) -> Path:
+               tenants: dict[str, Any] | None = None, routing: dict[str, Any] | None = None) -> Path:
         """``admin_key``: turn auth on with this admin key (inference keys then come from the admin API)."""
         sim_opts = {"ttft_ms": 10, "tpot_ms": 5, **(sim or {})}
         disp = {"kind": "redis", "redis_url": self.redis_url, "key_prefix": self.prefix,
@@ -108,7 +108,7 @@ class Deployment:
             *(["[[auth.admin_keys]]", 'name = "ops"', f'sha256 = "{hashlib.sha256(admin_key.encode()).hexdigest()}"']
               if admin_key else []),
             "[tenants]", *(f"{k} = {_toml_value(v)}" for k, v in (tenants or {}).items()),
-            "[routing]", "health_interval_s = 0.5",
+            "[routing]", *(f"{k} = {_toml_value(v)}" for k, v in {"health_interval_s": 0.5, **(routing or {})}.items()),
             "[limits]", *(f"{k} = {_toml_value(v)}" for k, v in lim.items()),
             "[dispatch]", *(f"{k} = {_toml_value(v)}" for k, v in disp.items()),
             "[models.m]", 'backends = [{ backend = "sim" }]',

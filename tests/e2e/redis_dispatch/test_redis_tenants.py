@@ -23,9 +23,12 @@ FAST = {"ttft_ms": 5, "tpot_ms": 2}
 
 
 def config(deployment: Deployment, sim: dict[str, object] | None = None, concurrency: int | None = None,
-           **tenants: object) -> Path:
+           busy: bool = False, **tenants: object) -> Path:
+    """``busy``: the gateway will be flooded; its health probe (which times out after the health interval)
+    gets more time than the harness's 0.5 s, or a loaded gateway fails its own probe and answers 503."""
     return deployment.config(sim={**FAST, **(sim or {})}, concurrency=concurrency, admin_key=ADMIN_KEY,
-                             tenants={"key_cache_s": 1.0, **tenants})
+                             tenants={"key_cache_s": 1.0, **tenants},
+                             routing={"health_interval_s": 2.0} if busy else None)
 
 
 def post(url: str, secret: str, **kwargs: object) -> httpx.Response:
@@ -34,7 +37,7 @@ def post(url: str, secret: str, **kwargs: object) -> httpx.Response:
 
 
 def test_limits_hold_across_two_gateways_and_keys_are_stored_hashed(deployment: Deployment) -> None:
-    cfg = config(deployment)
+    cfg = config(deployment, busy=True)
     deployment.worker(cfg)
     gw1, gw2 = deployment.gateway(cfg), deployment.gateway(cfg)
     key_id, secret = Admin(gw1.url).create(name="burst", rpm=6)
@@ -165,7 +168,7 @@ def test_tokens_per_minute_cut_a_stream_and_usage_is_kept_in_redis(deployment: D
 
 
 def test_fair_queueing_a_trickle_is_not_starved_by_a_flood(deployment: Deployment) -> None:
-    cfg = config(deployment, sim={"ttft_ms": 20, "tpot_ms": 10, "batch_capacity": 1}, concurrency=1)
+    cfg = config(deployment, sim={"ttft_ms": 20, "tpot_ms": 10, "batch_capacity": 1}, concurrency=1, busy=True)
     deployment.worker(cfg)
     gw = deployment.gateway(cfg)
     admin = Admin(gw.url)
