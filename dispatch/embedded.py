@@ -16,6 +16,7 @@ from backends.events import TERMINAL, Event, Failed
 from backends.protocol import Backend
 from backends.worker import run_job
 from dispatch.contract import AdmissionRefused, BackendStatus, DispatchUnavailable
+from dispatch.fair import FairTags
 from dispatch.job import Job
 from observability.telemetry import Telemetry
 
@@ -63,7 +64,9 @@ class _Lane:
     def __init__(self, backend: Backend, concurrency: int) -> None:
         self.backend = backend
         self.concurrency = concurrency
-        self.queue: asyncio.PriorityQueue[tuple[int, int, EmbeddedTicket]] = asyncio.PriorityQueue()
+        # (-priority, fair tag, arrival, ticket): higher bands first, then tenants in turn (dispatch/fair.py).
+        self.queue: asyncio.PriorityQueue[tuple[int, int, int, EmbeddedTicket]] = asyncio.PriorityQueue()
+        self.fair = FairTags()
         self.jobs: set[asyncio.Task[Event]] = set()
         self.workers: list[asyncio.Task[None]] = []
 
@@ -104,7 +107,7 @@ class EmbeddedDispatcher:
         self._accepting = False
         for lane in self._lanes.values():
             while not lane.queue.empty():
-                _, _, ticket = lane.queue.get_nowait()
+                *_, ticket = lane.queue.get_nowait()
                 await ticket.push(Failed(type="server_error", status=503, retryable=False,
                                          message="the gateway is shutting down"))
         running = [t for lane in self._lanes.values() for t in lane.jobs]
@@ -126,7 +129,8 @@ class EmbeddedDispatcher:
         if depth >= self._max_depth:
             raise AdmissionRefused(job.backend, depth, self._retry_after)
         ticket = EmbeddedTicket(job, self._max_buffered)
-        lane.queue.put_nowait((-job.priority, next(self._seq), ticket))
+        tag = lane.fair.tag(job.priority, job.tenant)
+        lane.queue.put_nowait((-job.priority, tag, next(self._seq), ticket))
         return ticket
 
     async def ping(self) -> bool:
@@ -147,7 +151,8 @@ class EmbeddedDispatcher:
 
     async def _work(self, lane: _Lane) -> None:
         while True:
-            _, _, ticket = await lane.queue.get()
+            priority, tag, _, ticket = await lane.queue.get()
+            lane.fair.served(-priority, tag)
             if ticket.cancelled:
                 continue
             ticket.task = asyncio.create_task(run_job(lane.backend, ticket.job, ticket.push, self._telemetry))

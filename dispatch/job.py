@@ -24,6 +24,9 @@ class Job(msgspec.Struct, frozen=True):
     attempt: int = 1
     enqueued_ns: int = 0
     """Wall-clock ns at enqueue; queue wait is measured from here across processes."""
+    tenant: str = ""
+    """Who asked (the API key's id; empty without auth): jobs of one priority band are shared fairly between
+    tenants, so one tenant's burst does not starve another's."""
 
     def expired(self, now_ns: int | None = None) -> bool:
         return bool(self.deadline_ns) and (now_ns or time.time_ns()) > self.deadline_ns

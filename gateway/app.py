@@ -18,6 +18,7 @@ from gateway.request_id import request_id_middleware
 from gateway.routes.admin import experiments
 from gateway.routes.completions import chat_completions, completions
 from gateway.routes.health import healthz, readyz
+from gateway.routes.keys import key, key_usage, keys
 from gateway.routes.metrics import metrics
 from gateway.routes.models import get_model, list_models
 from gateway.routes.openapi import openapi_document
@@ -73,7 +74,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
 
     return Litestar(
         route_handlers=[chat_completions, completions, list_models, get_model, healthz, readyz, experiments,
-                        metrics, openapi_document],
+                        metrics, openapi_document, keys, key, key_usage],
         lifespan=[lifespan],
         middleware=[request_id_middleware],
         exception_handlers={APIError: _on_api_error, HTTPException: _on_http_exception, Exception: _on_unexpected},

@@ -38,7 +38,17 @@ class KeySet:
         return found
 
 
-def _bearer(authorization: str | None) -> str | None:
+def missing_key() -> APIError:
+    return APIError(401, "You didn't provide an API key. You need to provide your API key in an Authorization "
+                         "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                    type="invalid_request_error", code="invalid_api_key")
+
+
+def wrong_key(message: str = "Incorrect API key provided.") -> APIError:
+    return APIError(401, message, type="invalid_request_error", code="invalid_api_key")
+
+
+def bearer(authorization: str | None) -> str | None:
     scheme, _, token = (authorization or "").partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
 
@@ -68,14 +78,12 @@ class Authenticator:
         """Return the inference key's name (None when auth is off); raise a 401 APIError otherwise."""
         if not self.enabled:
             return None
-        token = _bearer(authorization)
+        token = bearer(authorization)
         if token is None:
-            raise APIError(401, "You didn't provide an API key. You need to provide your API key in an "
-                                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-                           type="invalid_request_error", code="invalid_api_key")
+            raise missing_key()
         name = self._keys.match(token)
         if name is None:
-            raise APIError(401, "Incorrect API key provided.", type="invalid_request_error", code="invalid_api_key")
+            raise wrong_key()
         return name
 
     @property
@@ -94,4 +102,4 @@ class Authenticator:
         return name
 
     def admin_from_header(self, authorization: str | None) -> str:
-        return self.authenticate_admin(_bearer(authorization))
+        return self.authenticate_admin(bearer(authorization))

@@ -14,6 +14,7 @@ from backends.replicas.server import add_parser as add_sim_server_parser
 from gateway import __version__
 from gateway.auth import hash_key
 from gateway.commands import experiments as experiments_command
+from gateway.commands import keys as keys_command
 from gateway.config.loader import ConfigError, default_config_text, load_config, load_default_config
 from gateway.config.redis_target import RedisTargetError
 from gateway.config.redis_target import resolve as resolve_redis_target
@@ -29,6 +30,7 @@ examples:
   lockgate config default                     print the built-in default config
   lockgate gateway --config lockgate.toml     HTTP gateway only; jobs go through Redis to workers
   lockgate worker --config lockgate.toml      workers for every backend of the config (Redis dispatch)
+  lockgate keys create --name team-a --rpm 600   an API key with limits, through a running gateway's admin API
 
 then, with the official SDK:
   python -c "import openai; c = openai.OpenAI(base_url='http://127.0.0.1:8000/v1', api_key='x'); \\
@@ -187,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     default = csub.add_parser("default", help="print the built-in default config")
     default.set_defaults(func=_cmd_default)
     experiments_command.add_parser(sub)
+    keys_command.add_parser(sub)
     add_sim_server_parser(sub)
     add_bench_parser(sub)
     add_models_parser(sub)

@@ -41,6 +41,7 @@ class Execution:
         budget: RetryBudget,
         context: RouteContext | None = None,
         priority: int = 0,
+        tenant: str = "",
     ) -> None:
         self.request = request
         self._router = router
@@ -52,6 +53,7 @@ class Execution:
         self._budget = budget
         self._context = context or RouteContext()
         self._priority = priority
+        self._tenant = tenant
         self._ticket: Ticket | None = None
         self._events: AsyncIterator[Event] | None = None
         self._holding: str | None = None
@@ -123,7 +125,7 @@ class Execution:
         producer = self._recorder.producer_span(backend)
         job = Job(id=uuid.uuid4().hex, model=self.request.model, backend=backend, request=self.request,
                   priority=self._priority, deadline_ns=deadline_ns, traceparent=self._recorder.traceparent(producer),
-                  attempt=self.attempt + 1, enqueued_ns=time.time_ns())
+                  attempt=self.attempt + 1, enqueued_ns=time.time_ns(), tenant=self._tenant)
         try:
             ticket = await self._dispatcher.submit(job)
         except AdmissionRefused as exc:

@@ -17,13 +17,22 @@ from gateway.protocol import (
     ModelList,
     TextCompletion,
 )
+from gateway.tenants.records import CreatedKey, KeyCreate, KeyList, KeyUpdate, KeyView
+from gateway.tenants.usage import UsageReport
 from routing.experiments import ModelReport
 
 REF = "#/components/schemas/{name}"
 ERRORS = {400: "Invalid request (the field is named in `param`)", 401: "Missing or wrong API key",
-          404: "Unknown model or route", 408: "Request body not received in time", 413: "Body too large",
-          429: "Queue full or rate limited (see Retry-After)", 500: "Internal error",
+          404: "Unknown model or route", 408: "Request body not received in time", 409: "Read-only key",
+          413: "Body too large", 429: "Queue full or rate limited (see Retry-After)", 500: "Internal error",
           502: "The engine failed", 503: "No backend available", 504: "No first token in time"}
+RATE_HEADERS = {name: {"description": text, "schema": {"type": "string"}} for name, text in (
+    ("x-ratelimit-limit-requests", "The key's requests per minute"),
+    ("x-ratelimit-remaining-requests", "Requests left now"),
+    ("x-ratelimit-reset-requests", "Time until the request budget is full again (e.g. 1s, 6m0s)"),
+    ("x-ratelimit-limit-tokens", "The key's tokens per minute"),
+    ("x-ratelimit-remaining-tokens", "Tokens left now"),
+    ("x-ratelimit-reset-tokens", "Time until the token budget is full again"))}
 
 
 def _ref(t: type[Any]) -> dict[str, str]:
@@ -41,19 +50,53 @@ def _errors(*codes: int) -> dict[str, Any]:
 def _completion_op(summary: str, request: type[Any], response: type[Any]) -> dict[str, Any]:
     return {"post": {
         "summary": summary, "security": [{"bearer": []}],
+        "description": "Keys with limits get OpenAI's x-ratelimit-* headers on every answer, 429s included.",
         "parameters": [{"name": "X-Request-Id", "in": "header", "required": False, "schema": {"type": "string"}}],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(request)}}},
         "responses": {
             "200": {"description": "The completion; with `stream: true` an SSE stream of chunks ending in "
-                                   "`data: [DONE]`",
+                                   "`data: [DONE]`", "headers": RATE_HEADERS,
                     "content": {"application/json": {"schema": _ref(response)},
                                 "text/event-stream": {"schema": {"type": "string"}}}},
             **_errors(400, 401, 404, 408, 413, 429, 500, 502, 503, 504)}}}
 
 
+def _key_paths() -> dict[str, Any]:
+    admin: dict[str, Any] = {"security": [{"bearer": []}]}
+    key_id = [{"name": "key_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+    def body(t: type[Any]) -> dict[str, Any]:
+        return {"required": True, "content": {"application/json": {"schema": _ref(t)}}}
+
+    return {
+        "/v1/lockgate/keys": {
+            "post": {**admin, "summary": "Create an inference key (admin key); the secret is in this answer only",
+                     "requestBody": body(KeyCreate),
+                     "responses": {"201": _json(_ref(CreatedKey), "The key and its secret"),
+                                   **_errors(400, 401, 404, 413, 503)}},
+            "get": {**admin, "summary": "List keys (admin key)",
+                    "responses": {"200": _json(_ref(KeyList), "Every key, never a secret"), **_errors(401, 503)}}},
+        "/v1/lockgate/keys/{key_id}": {
+            "get": {**admin, "summary": "A key (admin key)", "parameters": key_id,
+                    "responses": {"200": _json(_ref(KeyView), "The key"), **_errors(401, 404, 503)}},
+            "patch": {**admin, "summary": "Change a key (admin key); null removes a limit", "parameters": key_id,
+                      "requestBody": body(KeyUpdate),
+                      "responses": {"200": _json(_ref(KeyView), "The key as changed"),
+                                    **_errors(400, 401, 404, 409, 413, 503)}},
+            "delete": {**admin, "summary": "Revoke a key (admin key)", "parameters": key_id,
+                       "responses": {"200": _json(_ref(KeyView), "The revoked key"), **_errors(401, 404, 409, 503)}}},
+        "/v1/lockgate/keys/{key_id}/usage": {
+            "get": {**admin, "summary": "A key's usage per day and model (admin key)",
+                    "parameters": [*key_id, {"name": "days", "in": "query", "required": False,
+                                             "schema": {"type": "integer", "minimum": 1}}],
+                    "responses": {"200": _json(_ref(UsageReport), "Requests, tokens, errors"),
+                                  **_errors(400, 401, 404, 503)}}},
+    }
+
+
 def build_openapi() -> dict[str, Any]:
     types = [ChatCompletionRequest, CompletionRequest, ChatCompletion, TextCompletion, ModelList, ModelCard,
-             ErrorBody, ModelReport]
+             ErrorBody, ModelReport, KeyCreate, KeyUpdate, KeyView, CreatedKey, KeyList, UsageReport]
     _, components = msgspec.json.schema_components(types, ref_template=REF)
     experiments = {"type": "object", "properties": {
         "object": {"type": "string"}, "generated_at": {"type": "integer"},
@@ -79,6 +122,7 @@ def build_openapi() -> dict[str, Any]:
                 "summary": "Experiment readout (admin key)", "security": [{"bearer": []}],
                 "responses": {"200": _json(experiments, "Per-arm and per-shadow-pair statistics"),
                               **_errors(401)}}},
+            **_key_paths(),
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _json(
                 {"type": "object", "properties": {"status": {"type": "string"}}}, "Alive")}}},
             "/readyz": {"get": {"summary": "Readiness", "responses": {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 
 from backends.protocol import Backend, Health, HealthState
@@ -12,8 +13,10 @@ from backends.registry import PluginRegistry
 from dispatch.contract import BackendStatus
 from dispatch.embedded import EmbeddedDispatcher
 from dispatch.redis import RedisDispatcher, RedisWorker, resolve
+from dispatch.redis.connection import connect
 from gateway.auth import Authenticator
 from gateway.config.schema import Config
+from gateway.tenants.service import Tenancy
 from observability.gauges import register_gauges
 from observability.telemetry import Telemetry
 from routing.budget import RetryBudget
@@ -72,6 +75,9 @@ class Runtime:
         self.experiments = ExperimentStore()
         self.shadows: set[asyncio.Task[None]] = set()
         self.auth = Authenticator.from_config(config.auth, environ)
+        # Keys, limits and usage live where the dispatch does: in Redis when gateways share one.
+        self.tenancy = Tenancy(config, self.telemetry.meter, dict(os.environ) if environ is None else environ,
+                               connect(resolve(config.dispatch, environ)) if self.remote else None)
         self.engines = {name: b.engine for name, b in self.backends.items()}
         self.max_n = {name: b.max_n for name, b in self.backends.items()}
         self._poller: asyncio.Task[None] | None = None
@@ -93,6 +99,7 @@ class Runtime:
                     log.error("backend %s failed to start: %s", name, result)
                     self.health.set_health(name, Health(HealthState.DOWN, f"start failed: {result}"))
         await self.dispatcher.start()
+        await self.tenancy.start()
         if self.worker is not None:
             await self.worker.start()
         await self.poll_health()
@@ -110,6 +117,7 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self.shadows, return_exceptions=True)
         await self.dispatcher.close(self.config.server.shutdown_grace_s)
+        await self.tenancy.close()
         if self.worker is not None:
             await self.worker.stop(self.config.server.shutdown_grace_s)
         if self.local_backends:

@@ -17,6 +17,9 @@ from gateway.render import Renderer
 from gateway.runtime import Runtime
 from gateway.shadow import ShadowRunner
 from gateway.sse import EventStream, Write
+from gateway.tenants.allowance import Allowance
+from gateway.tenants.records import KeyRecord
+from gateway.tenants.service import Tenancy
 from gateway.types import AnyRequest
 from gateway.validation import decode, model_not_found, normalize_chat, normalize_completion
 from observability.propagation import extract
@@ -49,10 +52,11 @@ class CompletionService:
         include_usage = bool(req.stream and req.stream_options and req.stream_options.include_usage)
         return normalized, include_usage
 
-    def route_context(self, request: AnyRequest, gen: GenerationRequest, principal: str | None) -> RouteContext:
+    def route_context(self, request: AnyRequest, gen: GenerationRequest,
+                      principal: KeyRecord | None) -> RouteContext:
         model = self.runtime.config.models[gen.model]
         session = request.headers.get(model.experiment.session_header)
-        sources = {"user": gen.user, "session": session, "api_key": principal}
+        sources = {"user": gen.user, "session": session, "api_key": principal.id if principal else None}
         sticky = next((f"{s}:{sources[s]}" for s in model.experiment.sticky_keys if sources[s]), None)
         affinity = None
         if model.affinity == "session":
@@ -67,16 +71,20 @@ class CompletionService:
         return RouteContext(sticky_key=sticky, affinity_key=affinity, pinned=pinned)
 
     async def handle(self, request: AnyRequest, body: bytes, chat: bool, request_id: str,
-                     principal: str | None = None) -> Response[bytes]:
+                     principal: KeyRecord | None = None) -> Response[bytes]:
         gen_request, include_usage = self.parse(body, chat, request_id)
         context = self.route_context(request, gen_request, principal)
         rt = self.runtime
         recorder = RequestRecorder(rt.telemetry, gen_request, extract(dict(request.headers)))
+        allowance = await rt.tenancy.admit(principal, gen_request, recorder)
         execution = Execution(gen_request, router=rt.router, dispatcher=rt.dispatcher, limits=rt.config.limits,
                               recorder=recorder, engines=rt.engines, max_n=rt.max_n, budget=rt.budget,
-                              context=context)
+                              context=context, priority=principal.priority if principal else 0,
+                              tenant=principal.id if principal else "")
         renderer = Renderer(chat, gen_request.model, gen_request.n, include_usage)
         headers = {"x-lockgate-trace-id": recorder.trace_id} if recorder.trace_id else {}
+        if allowance is not None:
+            headers.update(allowance.headers)
         # Shadows start with the primary, so both engines get the request at the same moment.
         pair_ids = [] if context.pinned else self.shadows.maybe_start(gen_request, recorder.span)
 
@@ -86,6 +94,9 @@ class CompletionService:
                 rt.experiments.record_arm(gen_request.model, execution.decision.arm, timing)
             for pair_id in pair_ids:
                 rt.experiments.record_side(pair_id, "primary", timing)
+            settling = allowance.settle(timing) if allowance is not None else None
+            if settling is not None:
+                rt.tenancy.spawn(settling)
 
         # From here a client that hangs up cancels this task (and with it the job): see gateway.disconnect.
         watch = ClientWatch.start(request.scope, request.receive)
@@ -96,6 +107,8 @@ class CompletionService:
         except APIError as err:
             recorder.failed(Failed(type=err.type, message=err.message, status=err.status, code=err.code))
             await ending()
+            if allowance is not None:
+                err.headers = {**allowance.headers, **err.headers}
             raise
         except BaseException:
             await ending()
@@ -109,7 +122,7 @@ class CompletionService:
         if execution.first_arrival is not None:
             headers["x-lockgate-ttft-ms"] = f"{(execution.first_arrival - recorder.received) * 1000:.2f}"
         if gen_request.stream:
-            sse = _SSEBody(first, execution, renderer, recorder, ending)
+            sse = _SSEBody(first, execution, renderer, recorder, ending, allowance, rt.tenancy)
             return EventStream(sse, headers={**SSE_HEADERS, **headers})
         try:
             body_out = await _collect(first, execution, renderer, recorder)
@@ -168,15 +181,27 @@ async def _collect(first: Delta | Completed, execution: Execution, renderer: Ren
 class _SSEBody:
     """A stream's body: everything that is ready goes out in one write (the role chunk with the first token;
     a burst of deltas; the last delta with the closing chunks and ``[DONE]``, which also ends the body).
-    Every pass waits for the next event, so a client that hangs up is noticed between writes."""
+    Every pass waits for the next event, so a client that hangs up is noticed between writes.
+
+    With a metered key, each delta is charged to the key's lease before it is written (a Redis round trip only
+    when the lease is spent); when the budget runs out, the delta in hand still goes out, then one error event
+    and ``[DONE]``, and the job is cancelled: a stream overruns its key's budget by at most one chunk."""
 
     def __init__(self, first: Delta | Completed, execution: Execution, renderer: Renderer,
-                 recorder: RequestRecorder, ending: _Ending) -> None:
+                 recorder: RequestRecorder, ending: _Ending, allowance: Allowance | None = None,
+                 tenancy: Tenancy | None = None) -> None:
         self._first = first
         self._execution = execution
         self._renderer = renderer
         self._recorder = recorder
         self._ending = ending
+        self._allowance = allowance
+        self._tenancy = tenancy
+
+    async def _exhausted(self, delta: Delta) -> bool:
+        allowance = self._allowance
+        return allowance is not None and not allowance.take(delta.tokens) and not await allowance.extend(
+            delta.tokens)
 
     async def __call__(self, write: Write) -> None:
         renderer, recorder = self._renderer, self._recorder
@@ -186,27 +211,38 @@ class _SSEBody:
             while True:
                 sent: list[Delta] = []
                 terminal: Completed | Failed | None = None
+                cut: APIError | None = None
                 for event in batch:
                     if isinstance(event, Delta):
+                        exhausted = await self._exhausted(event)
                         if event.text:
                             parts.append(renderer.delta(event))
                         sent.append(event)
+                        if exhausted and self._allowance is not None and self._tenancy is not None:
+                            cut = self._tenancy.stream_cut(self._allowance)
+                            parts.append(renderer.error(cut))
+                            break
                     elif isinstance(event, Completed):
                         terminal = event
                         parts.append(renderer.closing(event))
                     elif isinstance(event, Failed):
                         terminal = event
                         parts.append(renderer.error(APIError.from_failed(event)))
+                if cut is not None:
+                    await self._execution.cancel()
                 data = b"".join(parts)
-                if data or terminal is not None:
-                    await write(data, terminal is not None)
+                ends = terminal is not None or cut is not None
+                if data or ends:
+                    await write(data, ends)
                 for delta in sent:
                     recorder.chunk_sent(delta)
                 if isinstance(terminal, Completed):
                     recorder.completed(terminal, renderer.id)
                 elif isinstance(terminal, Failed):
                     recorder.failed(terminal)
-                if terminal is not None or self._execution.finished:
+                elif cut is not None:
+                    recorder.failed(Failed(type=cut.type, message=cut.message, status=cut.status, code=cut.code))
+                if ends or self._execution.finished:
                     return
                 parts = []
                 batch = await self._execution.next_events()

@@ -13,6 +13,7 @@ from gateway.errors import APIError, invalid
 from gateway.protocol import ENGINE_EXTRAS, ChatCompletionRequest, CompletionRequest, Message
 
 T = TypeVar("T", ChatCompletionRequest, CompletionRequest)
+S = TypeVar("S")
 _PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 _MISSING = re.compile(r"Object missing required field `([^`]+)`")
 MAX_STOPS = 4
@@ -22,8 +23,16 @@ _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
 
 
 def decode(body: bytes, kind: type[T]) -> T:
+    return decode_as(body, kind)
+
+
+def decode_as(body: bytes, kind: type[S]) -> S:
+    """Decode a JSON body into ``kind``; a bad one is a 400 naming the field."""
+    decoder = _decoders.get(kind)
     try:
-        result: T = _decoders[kind].decode(body)
+        # strict=False for the others: JSON Schema counts 3.0 as an integer, and so must an integer field here.
+        result: S = decoder.decode(body) if decoder is not None else msgspec.json.decode(body, type=kind,
+                                                                                          strict=False)
         return result
     except msgspec.ValidationError as exc:
         text = str(exc)

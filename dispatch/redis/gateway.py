@@ -91,11 +91,13 @@ class RedisDispatcher:
         ticket = RedisTicket(job, self._signal_cancel, self.inbox.unregister, self._max_buffered)
         streams = self.keys.job_streams(job.backend)
         target = streams.index(self.keys.jobs(job.backend, self.keys.band(job.priority))) + 1
+        keys = self.keys.queue_keys(job.backend)
         # Registered before the XADD: a fast worker's first event must find its ticket.
         self.inbox.register(ticket)
         try:
             accepted, value = await self.scripts.submit(
-                keys=streams, args=[target, self._max_depth, encode_job(job), int(self.config.stream_ttl_s), GROUP])
+                keys=keys, args=[target, self._max_depth, encode_job(job), int(self.config.stream_ttl_s), GROUP,
+                                 job.id, job.tenant])
         except REDIS_ERRORS as exc:
             self.inbox.unregister(ticket)
             raise DispatchUnavailable(f"Redis: {type(exc).__name__}") from exc
@@ -115,9 +117,15 @@ class RedisDispatcher:
         """Flag the job (a worker that has not started it skips it) and tell the backend's workers to abort."""
         job = ticket.job
         try:
-            # Two commands, not one pipeline: a Cluster pipeline refuses PUBLISH (it is not a keyed command).
+            # The flag and the message as their own commands: a Cluster pipeline refuses PUBLISH (not a keyed
+            # command), and the flag lives in the gateway's slot, the queue in the backend's.
             await self.redis.set(Keys.cancel_flag(job.reply_to, job.id), b"1", ex=int(self.config.job_key_ttl_s))
             await self.redis.publish(self.keys.cancel_channel(job.backend), job.id)
+            # A job still waiting leaves the queue at once, so it takes no turn from the tenants behind it.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zrem(self.keys.fair(job.backend, self.keys.band(job.priority)), job.id)
+                pipe.hdel(self.keys.payloads(job.backend), job.id)
+                await pipe.execute()
         except REDIS_ERRORS as exc:
             log.warning("could not signal cancellation of job %s: %s", job.id, exc)
 
@@ -132,17 +140,22 @@ class RedisDispatcher:
                 for stream in self.keys.job_streams(name):
                     pipe.xlen(stream)
                     pipe.xpending(stream, GROUP)
+                for queue in self.keys.fair_queues(name):
+                    pipe.zcard(queue)
             replies = await pipe.execute(raise_on_error=False)
         now_ms = int(time.time() * 1000)
         out: dict[str, BackendStatus] = {}
-        per_backend = 1 + 2 * self.keys.bands
+        bands = self.keys.bands
+        per_backend = 1 + 3 * bands
         for i, name in enumerate(self._backends):
             chunk = replies[i * per_backend:(i + 1) * per_backend]
             reports = _live_reports(chunk[0], now_ms)
             queued = 0
-            for length, pending in zip(chunk[1::2], chunk[2::2], strict=True):
+            streams = chunk[1:1 + 2 * bands]
+            for length, pending in zip(streams[0::2], streams[1::2], strict=True):
                 if isinstance(length, int):
                     queued += length - (pending["pending"] if isinstance(pending, dict) else 0)
+            queued += sum(c for c in chunk[1 + 2 * bands:] if isinstance(c, int))
             out[name] = BackendStatus(health=_health(reports), load=_load(reports), queued=max(0, queued),
                                       running=sum(r.running for r in reports))
         return out

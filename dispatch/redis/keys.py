@@ -23,6 +23,33 @@ class Keys:
         """The backend's job streams, highest band first (the order workers serve them)."""
         return [self.jobs(backend, b) for b in reversed(range(self.bands))]
 
+    def fair(self, backend: str, band: int) -> str:
+        """Sorted set: job id -> fair tag, the jobs of a band waiting for a worker (dispatch/fair.py)."""
+        return f"{self.prefix}:{{{backend}}}:fair:{band}"
+
+    def fair_queues(self, backend: str) -> list[str]:
+        """The backend's waiting-job sets, highest band first (the order of ``job_streams``)."""
+        return [self.fair(backend, b) for b in reversed(range(self.bands))]
+
+    def payloads(self, backend: str) -> str:
+        """Hash: job id -> msgpack job, for the jobs in the fair sets."""
+        return f"{self.prefix}:{{{backend}}}:payloads"
+
+    def fair_tags(self, backend: str) -> str:
+        """Hash: ``v:BAND`` -> the band's virtual time; ``t:BAND:TENANT`` -> the tenant's last tag."""
+        return f"{self.prefix}:{{{backend}}}:tags"
+
+    def bell(self, backend: str) -> str:
+        """List: one entry per submit, popped by an idle worker's BLPOP (the job streams are only written
+        when a worker takes a job, so a blocking XREADGROUP on them would never wake)."""
+        return f"{self.prefix}:{{{backend}}}:bell"
+
+    def queue_keys(self, backend: str) -> list[str]:
+        """KEYS of the submit and take scripts: streams, fair sets (both highest band first), payloads,
+        tags, bell."""
+        return [*self.job_streams(backend), *self.fair_queues(backend), self.payloads(backend),
+                self.fair_tags(backend), self.bell(backend)]
+
     def band(self, priority: int) -> int:
         return min(max(priority, 0), self.bands - 1)
 

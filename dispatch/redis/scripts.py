@@ -6,41 +6,74 @@ from redis.commands.core import AsyncScript
 
 from dispatch.redis.connection import RedisClient
 
-# KEYS: the backend's job streams (any order). ARGV: 1 index of the target stream in KEYS, 2 max waiting,
-# 3 job payload, 4 stream ttl (s), 5 group. Waiting = entries not yet delivered to a worker (length minus
-# pending: acked entries are deleted). Returns {1, entry id} or {0, waiting}.
+# KEYS: Keys.queue_keys (N job streams, N fair sets, payloads, tags, bell). ARGV: 1 index of the target band
+# (1 = highest, as in KEYS), 2 max waiting, 3 job payload, 4 ttl (s), 5 group, 6 job id, 7 tenant.
+# Waiting = fair-set members plus stream entries not yet delivered (length minus pending: acked entries are
+# deleted; stream entries only wait there if a take failed half-way). The job is tagged for fair queueing
+# (dispatch/fair.py) and waits in its band's set until a worker's TAKE moves it to the stream.
+# Returns {1, tag} or {0, waiting}.
 SUBMIT = """
+local n = (#KEYS - 3) / 2
 local waiting = 0
-for _, key in ipairs(KEYS) do
-  local len = redis.call('XLEN', key)
+for i = 1, n do
+  local len = redis.call('XLEN', KEYS[i])
   if len > 0 then
-    local ok, pending = pcall(redis.call, 'XPENDING', key, ARGV[5])
+    local ok, pending = pcall(redis.call, 'XPENDING', KEYS[i], ARGV[5])
     if ok and type(pending) == 'table' then len = len - pending[1] end
     waiting = waiting + len
   end
+  waiting = waiting + redis.call('ZCARD', KEYS[n + i])
 end
 if waiting >= tonumber(ARGV[2]) then return {0, waiting} end
-local target = KEYS[tonumber(ARGV[1])]
-local id = redis.call('XADD', target, '*', 'job', ARGV[3])
-redis.call('EXPIRE', target, ARGV[4])
-return {1, id}
+local band = ARGV[1]
+local queue, payloads, tags, bell = KEYS[n + tonumber(band)], KEYS[2 * n + 1], KEYS[2 * n + 2], KEYS[2 * n + 3]
+local v = tonumber(redis.call('HGET', tags, 'v:' .. band) or '0')
+local tfield = 't:' .. band .. ':' .. ARGV[7]
+local last = tonumber(redis.call('HGET', tags, tfield) or '0')
+local tag = math.max(v, last) + 1
+redis.call('HSET', tags, tfield, tag)
+redis.call('HSET', payloads, ARGV[6], ARGV[3])
+redis.call('ZADD', queue, tag, ARGV[6])
+redis.call('LPUSH', bell, '1')
+redis.call('LTRIM', bell, 0, 63)
+for _, key in ipairs({queue, payloads, tags, bell}) do redis.call('EXPIRE', key, ARGV[4]) end
+return {1, tag}
 """
 
-# KEYS: job streams, highest band first. ARGV: 1 group, 2 consumer, 3 count. Reads new entries band by band so
-# a lower band is only touched when the higher ones are empty. Returns {{stream, id, fields}, ...}.
+# KEYS: Keys.queue_keys. ARGV: 1 group, 2 consumer, 3 count, 4 stream ttl (s). Band by band, highest first
+# (a lower band is only touched when the higher ones are empty): moves the lowest-tagged waiting jobs into the
+# band's stream and reads them as this consumer in the same script, so a job is always either waiting or in
+# the pending list, never lost between the two. Returns {{stream, id, fields}, ...}.
 TAKE = """
+local n = (#KEYS - 3) / 2
+local payloads, tags, bell = KEYS[2 * n + 1], KEYS[2 * n + 2], KEYS[2 * n + 3]
 local want = tonumber(ARGV[3])
 local out = {}
-for _, key in ipairs(KEYS) do
-  if want <= 0 then break end
-  local res = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', want, 'STREAMS', key, '>')
-  if res then
-    for _, e in ipairs(res[1][2]) do
-      table.insert(out, {key, e[1], e[2]})
-      want = want - 1
+local left = 0
+for i = 1, n do
+  if want > 0 then
+    local stream, queue = KEYS[i], KEYS[n + i]
+    local popped = redis.call('ZPOPMIN', queue, want)
+    for j = 1, #popped, 2 do
+      local payload = redis.call('HGET', payloads, popped[j])
+      if payload then
+        redis.call('HDEL', payloads, popped[j])
+        redis.call('XADD', stream, '*', 'job', payload)
+      end
+      redis.call('HSET', tags, 'v:' .. i, popped[j + 1])
+    end
+    if #popped > 0 then redis.call('EXPIRE', stream, ARGV[4]) end
+    local res = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', want, 'STREAMS', stream, '>')
+    if res then
+      for _, e in ipairs(res[1][2]) do
+        table.insert(out, {stream, e[1], e[2]})
+        want = want - 1
+      end
     end
   end
+  left = left + redis.call('ZCARD', KEYS[n + i])
 end
+if left == 0 then redis.call('DEL', bell) end
 return out
 """
 

@@ -18,7 +18,6 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Iterable
-from typing import Any
 
 import msgspec
 from redis.exceptions import ResponseError
@@ -41,8 +40,6 @@ from observability.propagation import context_from_traceparent
 from observability.telemetry import Telemetry
 
 log = logging.getLogger("lockgate.worker")
-_WAITED_S = 0.002
-"""A blocking read that took this long waited for its job (a round trip here takes well under 1 ms)."""
 
 
 def new_worker_id() -> str:
@@ -62,10 +59,13 @@ class _Active:
 
 
 class _Lane:
-    def __init__(self, backend: Backend, capacity: int, streams: list[str]) -> None:
+    def __init__(self, backend: Backend, capacity: int, streams: list[str], queue_keys: list[str],
+                 bell: str) -> None:
         self.backend = backend
         self.capacity = capacity
         self.streams = streams
+        self.queue_keys = queue_keys
+        self.bell = bell
         self.active: dict[str, _Active] = {}
         self.room = asyncio.Event()
 
@@ -95,7 +95,8 @@ class RedisWorker:
                                   window_s=config.coalesce_ms / 1000)
         self.telemetry = telemetry
         self._lanes = {name: _Lane(b, (concurrency or {}).get(name) or b.max_concurrency,
-                                   self.keys.job_streams(name)) for name, b in backends.items()}
+                                   self.keys.job_streams(name), self.keys.queue_keys(name), self.keys.bell(name))
+                       for name, b in backends.items()}
         self._by_job: dict[str, _Active] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -154,28 +155,18 @@ class RedisWorker:
 
     async def _take_loop(self, name: str, lane: _Lane) -> None:
         backoff = 0.05
-        # After a blocking read that really waited, the streams were empty when it began: the job it returned
-        # is (almost always) the only one, so the next pass blocks again at once instead of running the take
-        # script first, one round trip per job less when the worker keeps up. A read that returned at once
-        # may have left a backlog: then the take script serves the bands in priority order, as always.
-        kept_up = False
         while not self._stopping:
             try:
                 if lane.free <= 0:
                     lane.room.clear()
                     await lane.room.wait()
                     continue
-                taken: list[tuple[Any, Any, dict[bytes, bytes]]] = []
-                if not kept_up:
-                    rows = await self.scripts.take(keys=lane.streams, args=[GROUP, self.worker_id, lane.free])
-                    taken = [(s, i, _pairs(f)) for s, i, f in rows]
-                kept_up = False
+                rows = await self.scripts.take(keys=lane.queue_keys, args=[GROUP, self.worker_id, lane.free,
+                                                                           int(self.config.stream_ttl_s)])
+                taken = [(s, i, _pairs(f)) for s, i, f in rows]
                 if not taken:
-                    began = time.monotonic()
-                    reply: Any = await self.redis.xreadgroup(GROUP, self.worker_id, dict.fromkeys(lane.streams, ">"),
-                                                        count=1, block=self.config.block_ms)
-                    taken = [(s, i, f) for s, entries in reply or () for i, f in entries]
-                    kept_up = len(taken) == 1 and time.monotonic() - began >= _WAITED_S
+                    # Each submit rings the bell; the next take finds the job (or another worker already has).
+                    await self.redis.blpop([lane.bell], timeout=self.config.block_ms / 1000)
                 for stream, entry_id, fields in taken:
                     self._spawn(name, lane, _str(stream), _str(entry_id), fields.get(b"job", b""), 1)
                 backoff = 0.05

@@ -84,6 +84,23 @@ def _check(config: Config, registry: PluginRegistry) -> list[tuple[str, str]]:
             problems.append((f"models.{name}.backends", "at least one backend needs a weight above 0"))
         if model.max_output_tokens > model.max_context:
             problems.append((f"models.{name}.max_output_tokens", "cannot exceed max_context"))
+    seen: set[str] = set()
+    for i, key in enumerate(config.auth.keys):
+        key_id = key.id or key.name
+        if key_id in seen:
+            problems.append((f"auth.keys[{i}].id", f"key id {key_id!r} is used twice (the id defaults to the name)"))
+        seen.add(key_id)
+        for model_name in key.models:
+            if model_name not in config.models:
+                problems.append((f"auth.keys[{i}].models", f"unknown model {model_name!r}"))
+    if config.tenants.keys_file is not None:
+        # Imported here: the key records import the schema, whose package imports this module.
+        from gateway.tenants.store import FileKeyStore
+
+        try:
+            FileKeyStore(config.tenants.keys_file)
+        except ValueError as exc:
+            problems.append(("tenants.keys_file", str(exc)))
     d = config.dispatch
     if d.heartbeat_interval_s * 2 > d.visibility_timeout_s:
         problems.append(("dispatch.heartbeat_interval_s",

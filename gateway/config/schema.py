@@ -42,11 +42,29 @@ class ServerConfig(_Section, frozen=True):
     kernel spreads connections over them (one Python process streams some thousands of tokens/s; Linux only)."""
 
 
+KeyId = Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9_.-]{1,64}$")]
+Sha256 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+
+
 class ApiKey(_Section, frozen=True):
     name: str
     """Who the key belongs to (logged; the key itself never is)."""
-    sha256: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+    sha256: Sha256
     """Hex SHA-256 of the key; make one with ``lockgate config hash-key``."""
+    id: KeyId | None = None
+    """Id in metrics, usage and the admin API (default: the name)."""
+    models: tuple[str, ...] = ()
+    """Models this key may use (empty: all)."""
+    priority: Annotated[int, msgspec.Meta(ge=0, le=7)] = 0
+    """Priority band of its jobs (higher is served first; see ``dispatch.priority_bands``)."""
+    rpm: Positive | None = None
+    """Requests per minute (token bucket refilled continuously); none: unlimited."""
+    tpm: Positive | None = None
+    """Tokens per minute, prompt and completion together; none: unlimited."""
+    max_concurrent: Positive | None = None
+    """Requests in flight at once; none: unlimited."""
+    expires_at: int | None = None
+    """Unix time (s) after which the key is refused."""
 
 
 class AuthConfig(_Section, frozen=True):
@@ -57,6 +75,26 @@ class AuthConfig(_Section, frozen=True):
     admin_keys: tuple[ApiKey, ...] = ()
     """Keys for admin routes and the backend-pin header; never accepted for inference.
     ``LOCKGATE_ADMIN_KEYS`` adds plain ones. With auth off and no admin key, admin routes are open."""
+
+
+class TenantsConfig(_Section, frozen=True):
+    key_cache_s: Annotated[float, msgspec.Meta(ge=0)] = 5.0
+    """How long a gateway caches a key lookup: the revocation delay. A key revoked or changed through another
+    gateway is honoured by this one within this long (at once by the gateway that made the change)."""
+    keys_file: str | None = None
+    """Embedded dispatch: TOML file where keys created through the admin API are stored (hashed), relative to
+    the working directory. Without it, the admin API cannot create keys in embedded mode. With Redis dispatch,
+    keys are stored in Redis and this is not used."""
+    lease_tokens: Positive = 256
+    """Completion tokens a streaming request takes from its key's TPM budget at a time; it asks for more (one
+    Redis round trip) when they are used up, and returns what is left at the end."""
+    slot_ttl_s: PositiveFloat = 30.0
+    """A concurrency slot not refreshed for this long is freed (a crashed gateway leaks nothing longer)."""
+    usage_retention_days: Positive = 35
+    """Per-day usage buckets (and revoked keys) are kept this many days."""
+    key_ttl_days: Positive = 400
+    """A key without an expiry that is not used for this many days is forgotten (every Redis key expires);
+    each lookup renews it."""
 
 
 class LimitsConfig(_Section, frozen=True):
@@ -252,6 +290,7 @@ class Config(_Section, frozen=True):
     """Backends by name."""
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    tenants: TenantsConfig = msgspec.field(default_factory=TenantsConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
     dispatch: DispatchConfig = msgspec.field(default_factory=DispatchConfig)

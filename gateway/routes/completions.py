@@ -13,7 +13,7 @@ from gateway.types import AnyRequest
 
 async def _serve(request: AnyRequest, chat: bool) -> Response[bytes]:
     service: CompletionService = request.app.state.service
-    principal = service.runtime.auth.authenticate(request.headers.get("authorization"))
+    principal = await service.runtime.tenancy.authenticate(request.headers.get("authorization"))
     try:
         async with asyncio.timeout(service.runtime.config.server.body_timeout_s):
             body = await request.body()

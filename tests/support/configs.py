@@ -27,13 +27,15 @@ def sim_config_text(
     auth_keys: list[tuple[str, str]] | None = None,
     server: dict[str, Any] | None = None,
     routing: dict[str, Any] | None = None,
+    tenants: dict[str, Any] | None = None,
+    admin_keys: list[tuple[str, str]] | None = None,
     max_output_tokens: int = 512,
     max_context: int = 8192,
 ) -> str:
     backends = backends if backends is not None else {"sim": {"ttft_ms": 5, "tpot_ms": 1}}
     models = models if models is not None else {"sim-small": [(name, 1.0) for name in backends]}
     lines = []
-    for section, values in (("server", server), ("limits", limits), ("routing", routing)):
+    for section, values in (("server", server), ("limits", limits), ("routing", routing), ("tenants", tenants)):
         if values:
             lines.append(f"[{section}]")
             lines += [f"{k} = {toml_value(v)}" for k, v in values.items()]
@@ -41,6 +43,8 @@ def sim_config_text(
     lines.append(f"enabled = {toml_value(auth_keys is not None)}")
     for name, digest in auth_keys or []:
         lines += ["[[auth.keys]]", f"name = {toml_value(name)}", f"sha256 = {toml_value(digest)}"]
+    for name, digest in admin_keys or []:
+        lines += ["[[auth.admin_keys]]", f"name = {toml_value(name)}", f"sha256 = {toml_value(digest)}"]
     for model, members in models.items():
         lines.append(f"[models.{model}]")
         lines.append(f"max_output_tokens = {max_output_tokens}")

@@ -5,6 +5,7 @@ Every test gets its own key prefix (and the shared Redis's DB 9), so tests never
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -102,7 +103,9 @@ class Deployment:
     # -- config --------------------------------------------------------------------------------------------
     def config(self, name: str = "lockgate", *, sim: dict[str, Any] | None = None,
                dispatch: dict[str, Any] | None = None, limits: dict[str, Any] | None = None,
-               concurrency: int | None = None, grace_s: float = 5.0) -> Path:
+               concurrency: int | None = None, grace_s: float = 5.0, admin_key: str | None = None,
+               tenants: dict[str, Any] | None = None, routing: dict[str, Any] | None = None) -> Path:
+        """``admin_key``: turn auth on with this admin key (inference keys then come from the admin API)."""
         sim_opts = {"ttft_ms": 10, "tpot_ms": 5, **(sim or {})}
         disp = {"kind": "redis", "redis_url": self.redis_url, "key_prefix": self.prefix,
                 "visibility_timeout_s": 1.5, "heartbeat_interval_s": 0.2, "block_ms": 500, **self.dispatch,
@@ -110,8 +113,11 @@ class Deployment:
         lim = {"max_attempts": 2, **(limits or {})}
         lines = [
             "[server]", f"shutdown_grace_s = {grace_s}",
-            "[auth]", "enabled = false",
-            "[routing]", "health_interval_s = 0.5",
+            "[auth]", f"enabled = {_toml_value(admin_key is not None)}",
+            *(["[[auth.admin_keys]]", 'name = "ops"', f'sha256 = "{hashlib.sha256(admin_key.encode()).hexdigest()}"']
+              if admin_key else []),
+            "[tenants]", *(f"{k} = {_toml_value(v)}" for k, v in (tenants or {}).items()),
+            "[routing]", *(f"{k} = {_toml_value(v)}" for k, v in {"health_interval_s": 0.5, **(routing or {})}.items()),
             "[limits]", *(f"{k} = {_toml_value(v)}" for k, v in lim.items()),
             "[dispatch]", *(f"{k} = {_toml_value(v)}" for k, v in disp.items()),
             "[models.m]", 'backends = [{ backend = "sim" }]',
@@ -165,6 +171,12 @@ class Deployment:
 
     def jobs_key(self, band: int = 0) -> str:
         return f"{self.prefix}:{{sim}}:jobs:{band}"
+
+    def waiting(self, band: int = 0) -> int:
+        """Jobs waiting for a worker: in the band's fair set, or (a take failed half-way) undelivered in its
+        stream."""
+        return int(self.r.zcard(f"{self.prefix}:{{sim}}:fair:{band}")) + int(self.r.xlen(self.jobs_key(band))) \
+            - len(self.pending(band))
 
     def live_workers(self) -> int:
         try:

@@ -30,7 +30,7 @@ async def test_queue_over_limit_gets_429_with_retry_after_and_accepted_jobs_comp
                 tg.start_soon(accepted, i)
 
             def waiting() -> bool:
-                return deployment.r.xlen(deployment.jobs_key()) - len(deployment.pending()) == 3
+                return deployment.waiting() == 3
 
             await anyio.to_thread.run_sync(lambda: wait_until(waiting, 10, "three waiting jobs"))
             t0 = time.perf_counter()

@@ -9,7 +9,7 @@ from dispatch.redis.keys import Keys
 
 def test_backend_keys_share_one_slot() -> None:
     keys = Keys("lg", 3)
-    names = [*keys.job_streams("vllm-a"), keys.dead("vllm-a"), keys.workers("vllm-a")]
+    names = [*keys.job_streams("vllm-a"), keys.dead("vllm-a"), keys.workers("vllm-a"), *keys.queue_keys("vllm-a")]
     assert len({key_slot(k.encode()) for k in names}) == 1
 
 

@@ -1,4 +1,4 @@
-"""The Lua scripts against a real Redis (DB 9, a key prefix of their own)."""
+"""The Lua scripts against a real Redis (``LOCKGATE_TEST_REDIS_URL``, default DB 9; a key prefix of their own)."""
 
 from __future__ import annotations
 
@@ -33,11 +33,18 @@ async def env() -> AsyncIterator[tuple[Redis, Scripts, Keys]]:
     await redis.aclose()
 
 
-async def submit(scripts: Scripts, keys: Keys, band: int, payload: bytes, depth: int = 3) -> list[object]:
+async def submit(scripts: Scripts, keys: Keys, band: int, payload: bytes, depth: int = 3,
+                 tenant: str = "t") -> list[object]:
     streams = keys.job_streams("b")
     result: list[object] = await scripts.submit(
-        keys=streams, args=[streams.index(keys.jobs("b", band)) + 1, depth, payload, 60, GROUP])
+        keys=keys.queue_keys("b"),
+        args=[streams.index(keys.jobs("b", band)) + 1, depth, payload, 60, GROUP, payload.decode(), tenant])
     return result
+
+
+async def take(scripts: Scripts, keys: Keys, consumer: str, count: int) -> list[list[object]]:
+    rows: list[list[object]] = await scripts.take(keys=keys.queue_keys("b"), args=[GROUP, consumer, count, 60])
+    return rows
 
 
 @pytest.mark.anyio
@@ -47,9 +54,10 @@ async def test_submit_refuses_at_depth_counting_only_undelivered_jobs(env: tuple
         assert (await submit(scripts, keys, i % 2, b"j%d" % i))[0] == 1
     assert await submit(scripts, keys, 0, b"over") == [0, 3]
     # One taken by a worker (pending, not waiting): room for one more.
-    await scripts.take(keys=keys.job_streams("b"), args=[GROUP, "w1", 1])
+    await take(scripts, keys, "w1", 1)
     assert (await submit(scripts, keys, 0, b"fits"))[0] == 1
-    assert [await redis.ttl(s) > 0 for s in keys.job_streams("b")] == [True, True]
+    # (the streams' TTLs come from the workers' group creation, which this fixture stands in for)
+    assert all([await redis.ttl(k) > 0 for k in keys.queue_keys("b")[4:] if await redis.exists(k)])
 
 
 @pytest.mark.anyio
@@ -57,10 +65,38 @@ async def test_take_serves_the_higher_band_first(env: tuple[Redis, Scripts, Keys
     _, scripts, keys = env
     await submit(scripts, keys, 0, b"low")
     await submit(scripts, keys, 1, b"high")
-    rows = await scripts.take(keys=keys.job_streams("b"), args=[GROUP, "w1", 1])
+    rows = await take(scripts, keys, "w1", 1)
     assert [r[2][1] for r in rows] == [b"high"]
-    rows = await scripts.take(keys=keys.job_streams("b"), args=[GROUP, "w1", 5])
+    rows = await take(scripts, keys, "w1", 5)
     assert [r[2][1] for r in rows] == [b"low"]
+
+
+@pytest.mark.anyio
+async def test_take_gives_each_tenant_a_turn_whatever_another_queued(env: tuple[Redis, Scripts, Keys]) -> None:
+    redis, scripts, keys = env
+    for i in range(6):
+        await submit(scripts, keys, 0, b"flood%d" % i, depth=100, tenant="flood")
+    assert [r[2][1] for r in await take(scripts, keys, "w1", 2)] == [b"flood0", b"flood1"]
+    await submit(scripts, keys, 0, b"trickle0", depth=100, tenant="trickle")
+    await submit(scripts, keys, 0, b"trickle1", depth=100, tenant="trickle")
+    order = [r[2][1] for r in await take(scripts, keys, "w1", 10)]
+    # The trickle's jobs interleave with the flood's instead of waiting behind its four remaining ones.
+    assert order.index(b"trickle0") <= 1, order
+    assert order.index(b"trickle1") <= 3, order
+    assert sorted(order) == sorted([b"flood2", b"flood3", b"flood4", b"flood5", b"trickle0", b"trickle1"])
+    # Everything taken is in the pending list (at-least-once), nothing is left waiting, the bell is gone.
+    assert len(await redis.xpending_range(keys.jobs("b", 0), GROUP, "-", "+", 20)) == 8
+    assert await redis.zcard(keys.fair("b", 0)) == 0
+    assert await redis.hlen(keys.payloads("b")) == 0
+    assert not await redis.exists(keys.bell("b"))
+
+
+@pytest.mark.anyio
+async def test_submit_rings_the_bell_an_idle_worker_waits_on(env: tuple[Redis, Scripts, Keys]) -> None:
+    redis, scripts, keys = env
+    await submit(scripts, keys, 1, b"j")
+    assert await redis.blpop([keys.bell("b")], timeout=0.1) is not None
+    assert 0 < await redis.ttl(keys.bell("b")) <= 60 or not await redis.exists(keys.bell("b"))
 
 
 @pytest.mark.anyio
@@ -69,7 +105,7 @@ async def test_heartbeat_reports_jobs_claimed_elsewhere_and_skips_acked(env: tup
     stream = keys.jobs("b", 0)
     for payload in (b"a", b"b", b"c"):
         await submit(scripts, keys, 0, payload)
-    rows = await scripts.take(keys=[stream], args=[GROUP, "w1", 3])
+    rows = await take(scripts, keys, "w1", 3)
     ids = [r[1] for r in rows]
     await redis.xclaim(stream, GROUP, "w2", 0, [ids[1]])  # stolen
     await redis.xack(stream, GROUP, ids[2])  # finished
@@ -82,7 +118,7 @@ async def test_reclaim_takes_idle_jobs_with_their_delivery_count(env: tuple[Redi
     redis, scripts, keys = env
     stream = keys.jobs("b", 0)
     await submit(scripts, keys, 0, b"a")
-    await scripts.take(keys=[stream], args=[GROUP, "dead-worker", 1])
+    await take(scripts, keys, "dead-worker", 1)
     assert await scripts.reclaim(keys=[stream], args=[GROUP, "w2", 60_000, 10]) == []  # not idle long enough
     rows = await scripts.reclaim(keys=[stream], args=[GROUP, "w2", 0, 10])
     assert [(r[2], r[1][1]) for r in rows] == [(2, b"a")]
