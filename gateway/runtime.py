@@ -25,6 +25,8 @@ from routing.health import HealthBoard
 from routing.load import LoadBoard
 from routing.router import Router
 
+SLOW_PROBES_BEFORE_DOWN = 3
+"""Health probes in a row that may overrun their interval before the backends count as down."""
 log = logging.getLogger("lockgate.runtime")
 
 
@@ -83,6 +85,7 @@ class Runtime:
         self._poller: asyncio.Task[None] | None = None
         self.started_at = int(time.time())
         self.status: dict[str, BackendStatus] = {}
+        self._slow_probes = 0
         """The last polled status per backend (read by the gauges)."""
         register_gauges(self.telemetry, self)
         self._closing = False
@@ -132,6 +135,17 @@ class Runtime:
             # probe completes, and the poller would then never stop.
             async with asyncio.timeout(self.config.routing.health_interval_s):
                 statuses = await self.dispatcher.status()
+            self._slow_probes = 0
+        except TimeoutError:
+            # A probe that overran its interval says this process is busy (a flood of streams on a small
+            # machine), not that the backends are down: keep the last answer for a few rounds, so a loaded
+            # gateway does not turn its own slowness into 503s for everyone.
+            self._slow_probes += 1
+            if self._slow_probes < SLOW_PROBES_BEFORE_DOWN and self.status:
+                log.info("health probe overran %.1f s; keeping the last status", self.config.routing.health_interval_s)
+                return
+            down = Health(HealthState.DOWN, f"health check timed out {self._slow_probes} times in a row")
+            statuses = {name: BackendStatus(down, None, 0, 0) for name in self.config.backends}
         except Exception as exc:  # a failing probe means down backends, not a crashed poller
             down = Health(HealthState.DOWN, f"health check failed: {type(exc).__name__}")
             statuses = {name: BackendStatus(down, None, 0, 0) for name in self.config.backends}
