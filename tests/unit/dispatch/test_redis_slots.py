@@ -27,7 +27,7 @@ from backends.sim.engine import SimBackend
 from backends.sim.options import SimOptions
 from dispatch.job import Job
 from dispatch.redis import RedisDispatcher, RedisWorker
-from dispatch.redis.keys import GROUP
+from dispatch.redis.keys import GROUP, Keys
 from dispatch.redis.ticket import RedisTicket
 from gateway.config.redis_target import parse_url
 from gateway.config.schema import DispatchConfig
@@ -160,8 +160,11 @@ async def run_every_path(prefix: str) -> None:
         ghost_once = await gateway.submit(job(3, "ghost once", max_tokens=3))
         ghost_twice = await gateway.submit(job(4, "ghost twice", max_tokens=3))
         stream = f"{prefix}:{{sim}}:jobs:0"
-        taken = side.xreadgroup(GROUP, "ghost", {stream: ">"}, count=2)
-        ids = [entry_id for _, entries in taken for entry_id, _ in entries]
+        # A ghost worker takes both the way workers do: the TAKE script moves them from the fair set to the stream.
+        taken = await gateway.scripts.take(keys=Keys(prefix, config.priority_bands).queue_keys("sim"),
+                                           args=[GROUP, "ghost", 2, int(config.stream_ttl_s)])
+        ids = [entry_id.decode() for _, entry_id, _ in taken]
+        assert len(ids) == 2, taken
         side.xclaim(stream, GROUP, "ghost", 0, [ids[1]])  # a second delivery of job 4
         worker = RedisWorker({"sim": sim}, config, target=target, telemetry=telemetry)
         workers.append(worker)
