@@ -56,8 +56,14 @@ def test_a_job_cancelled_again_during_its_cleanup_still_closes_the_engine_stream
                     task.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await task
+
+            async def cancelled() -> int:
+                return app.sim.cancelled_requests
+
+            # Unclosed, these generations would run for 10 s more.
+            seen = await until(cancelled, lambda n: n == streams, within_s=3)
             idle = await until(backend.load, lambda v: v is not None and v.running == 0, within_s=3)
-            return idle, app.sim.cancelled_requests
+            return idle, seen
         finally:
             await backend.close()
 
