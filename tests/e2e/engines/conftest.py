@@ -68,7 +68,10 @@ def vllm_server() -> Iterator[VllmServer]:
              "--max-model-len", str(MAX_MODEL_LEN), "--dtype", "bfloat16",
              "--hf-overrides", json.dumps({"max_position_embeddings": MAX_MODEL_LEN}),
              # One log line per request it adds and per request it aborts: the abort test reads them.
-             "--enable-log-requests"],
+             "--enable-log-requests",
+             # No torch.compile: compiled, it compiled a graph for each new batch shape during the tests,
+             # stalling its engine core (and the 2-core box) for seconds, during which vLLM loses aborts.
+             "--enforce-eager"],
             stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + READY_TIMEOUT_S
