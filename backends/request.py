@@ -32,6 +32,9 @@ class GenerationRequest(msgspec.Struct, frozen=True):
     seed: int | None = None
     user: str | None = None
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
+    priority: int = 0
+    """The job's priority band: higher is served first, 0 is the default. Set from the job by the worker
+    (``run_job``), never by the client; each adapter maps it onto its engine's own scale."""
 
     def prompt_text(self) -> str:
         """A flat rendering for engines without a chat template (the simulator, token counting)."""

@@ -37,7 +37,8 @@ def openai_call(request: GenerationRequest, model: str, *, extras: Iterable[str]
         body["stop"] = list(request.stop)
     allowed = None if extras is None else set(extras)
     for key, value in request.extra.items():
-        if allowed is None or key in allowed:
+        # The engine priority comes from the job's band (each adapter maps it), never from a request field.
+        if (allowed is None or key in allowed) and key != "priority":
             body[key] = value
     return EngineCall(path=path, body=body, prompt_param=prompt_param)
 

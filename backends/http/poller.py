@@ -44,8 +44,11 @@ class StatusPoller:
             self._task = None
 
     async def refresh(self) -> None:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that arrives as the
+        # probe completes, and close() would then wait for a poller that never stops.
         try:
-            self.health = await asyncio.wait_for(self._probe_health(), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                self.health = await self._probe_health()
         except TimeoutError:
             self.health = Health(HealthState.DOWN, f"health probe timed out after {self._timeout:g} s")
         except Exception as exc:  # a failing probe means a down engine, never a dead poller
@@ -54,7 +57,8 @@ class StatusPoller:
             self.load = None
             return
         try:
-            self.load = await asyncio.wait_for(self._probe_load(), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                self.load = await self._probe_load()
         except Exception as exc:  # load is advisory: keep serving without it
             log.debug("load probe failed: %s", exc)
             self.load = None

@@ -34,6 +34,20 @@ def _int(body: dict[str, Any], key: str, default: int) -> int:
     return value
 
 
+def checked_priority(body: dict[str, Any], *, integer: bool) -> int | float | None:
+    """The body's ``priority`` validated as the engine's schema types it (vLLM and SGLang: int; TensorRT-LLM: a
+    float), so a wrongly typed priority is refused here as it is there."""
+    value = body.get("priority")
+    if value is None:
+        return None
+    valid = isinstance(value, int) if integer else isinstance(value, int | float)
+    if isinstance(value, bool) or not valid:
+        kind = "integer" if integer else "number"
+        raise BadRequest(f"priority: Input should be a valid {kind}, got {value!r}", "priority")
+    priority: int | float = value
+    return priority
+
+
 def openai_request(body: dict[str, Any], chat: bool, default_max_tokens: int) -> GenerationRequest:
     model = body.get("model")
     if not isinstance(model, str):
@@ -62,6 +76,8 @@ def sglang_generate_request(body: dict[str, Any], model: str) -> GenerationReque
         raise BadRequest("text must be a string (input_ids are not supported by the replica)", "text")
     params = body.get("sampling_params") or {}
     extra = {k: params[k] for k in EXTRAS if params.get(k) is not None}
+    if body.get("priority") is not None:  # top level in /generate, next to the sampling params
+        extra["priority"] = body["priority"]
     if params.get("min_new_tokens") is not None:
         extra["min_tokens"] = params["min_new_tokens"]
     return GenerationRequest(

@@ -42,7 +42,8 @@ def add_parser(sub: Any) -> None:
                     "an engine's exact wire protocol, for tests, benchmarks and demos. It is not an engine.",
         epilog="examples:\n  lockgate sim-server --protocol vllm --port 8100 --model tiny\n"
                "  lockgate sim-server --protocol sglang --ttft-ms 50 --tpot-ms 15\n"
-               "  lockgate sim-server --protocol trtllm --sim tokens_per_chunk=2 --sim max_model_len=4096\n")
+               "  lockgate sim-server --protocol trtllm --sim tokens_per_chunk=2 --sim max_model_len=4096\n"
+               "  lockgate sim-server --protocol vllm --request-log /tmp/engine-requests.jsonl\n")
     parser.add_argument("--protocol", choices=PROTOCOLS, required=True, help="which engine's protocol to speak")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, help="listen port (default: the engine's, 8000 or 30000)")
@@ -51,7 +52,8 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--tpot-ms", type=float, help="simulated time per output token")
     parser.add_argument("--max-model-len", type=int, help="simulated context length")
     parser.add_argument("--request-log", metavar="FILE",
-                        help="append one JSON line per request received (path, traceparent, x-request-id)")
+                        help="append one JSON line per request received (path, traceparent, x-request-id, "
+                             "the body's priority)")
     parser.add_argument("--sim", action="append", default=[], metavar="KEY=VALUE",
                         help="any other simulator option (see SimOptions), repeatable")
     parser.set_defaults(func=_run)

@@ -15,7 +15,7 @@ from backends.protocol import Load
 from backends.replicas.asgi import JSON, TEXT
 from backends.replicas.dialect import Route
 from backends.replicas.openai_wire import DONE, OpenAIWire, WireStream
-from backends.replicas.parse import openai_request, sglang_generate_request
+from backends.replicas.parse import checked_priority, openai_request, sglang_generate_request
 from backends.request import GenerationRequest
 
 
@@ -91,6 +91,7 @@ class SglangDialect:
                 ("GET", "/v1/models"): "models", ("GET", "/metrics"): "metrics"}
 
     def parse(self, route: Route, body: dict[str, Any]) -> GenerationRequest:
+        checked_priority(body, integer=True)  # accepted whether or not the engine schedules by it
         if route.kind == "generate":
             return sglang_generate_request(body, self.model)
         return openai_request(body, route.kind == "chat", default_max_tokens=128)

@@ -14,7 +14,7 @@ from backends.protocol import Load
 from backends.replicas.asgi import JSON, TEXT
 from backends.replicas.dialect import Route
 from backends.replicas.openai_wire import OpenAIWire, WireStream
-from backends.replicas.parse import openai_request, triton_request
+from backends.replicas.parse import checked_priority, openai_request, triton_request
 from backends.request import GenerationRequest
 
 _COMMON = frozenset({
@@ -96,6 +96,7 @@ class TrtllmDialect:
                 lines += [field, f"  Extra inputs are not permitted [type=extra_forbidden, input_value="
                                  f"{body[field]!r}, input_type={type(body[field]).__name__}]"]
             raise UnknownFields("\n".join(lines))
+        checked_priority(body, integer=False)
         return openai_request(body, route.kind == "chat", default_max_tokens=16)
 
     def renderer(self, route: Route, request: GenerationRequest, body: dict[str, Any],

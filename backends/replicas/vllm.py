@@ -13,7 +13,7 @@ from backends.protocol import Load
 from backends.replicas.asgi import JSON, TEXT
 from backends.replicas.dialect import Route
 from backends.replicas.openai_wire import DONE, OpenAIWire, WireStream
-from backends.replicas.parse import BadRequest, openai_request
+from backends.replicas.parse import BadRequest, checked_priority, openai_request
 from backends.request import GenerationRequest
 
 _TYPES = {400: "BadRequestError", 404: "NotFoundError", 500: "InternalServerError", 503: "ServiceUnavailableError"}
@@ -43,10 +43,10 @@ class VllmDialect:
     def parse(self, route: Route, body: dict[str, Any]) -> GenerationRequest:
         if body.get("model") not in (None, self.model):
             raise BadRequest(f"The model `{body.get('model')}` does not exist.", "model", status=404)
-        request = openai_request(body, route.kind == "chat", default_max_tokens=16)
-        if isinstance(request.extra.get("priority"), int) and request.extra["priority"] != 0:
-            raise BadRequest("Priority scheduling is not enabled.", "priority")
-        return request
+        # vLLM 0.32 takes any int priority, with or without --scheduling-policy priority (only that policy acts
+        # on it); its V0 engine refused a non-zero one without the policy. A non-integer is a 400 either way.
+        checked_priority(body, integer=True)
+        return openai_request(body, route.kind == "chat", default_max_tokens=16)
 
     def renderer(self, route: Route, request: GenerationRequest, body: dict[str, Any],
                  prompt_tokens: int) -> VllmStream:

@@ -6,6 +6,7 @@ from typing import Any
 
 from backends.http.base import HttpBackend
 from backends.http.openai import OpenAIChunks, openai_call
+from backends.http.priority import sglang_priority
 from backends.http.translate import EngineCall, Translator
 from backends.protocol import Health, Load
 from backends.request import GenerationRequest
@@ -21,12 +22,18 @@ class SglangBackend(HttpBackend):
         # Native /generate takes text, not messages, and streams n > 1 as a batch: those go to /v1.
         return self.options.protocol == "native" and request.operation == "text_completion" and request.n == 1
 
+    def _priority(self, request: GenerationRequest) -> dict[str, int]:
+        if not self.options.priority_scheduling:
+            return {}
+        return {"priority": sglang_priority(request.priority, low_values_first=self.options.low_priority_values_first)}
+
     def build_call(self, request: GenerationRequest) -> EngineCall:
+        priority = self._priority(request)
         if self._native(request):
-            return generate_call(request)
+            return generate_call(request, priority.get("priority"))
         call = openai_call(request, self.model_name(request), extras=None,
                            continuous_usage=self.options.continuous_usage)
-        return EngineCall(path=call.path, body={**call.body, "rid": request.request_id},
+        return EngineCall(path=call.path, body={**call.body, "rid": request.request_id, **priority},
                           prompt_param=call.prompt_param)
 
     def translator(self, request: GenerationRequest) -> Translator:

@@ -13,7 +13,8 @@ _SAME = ("top_k", "min_p", "repetition_penalty", "stop_token_ids", "ignore_eos",
          "frequency_penalty")
 
 
-def generate_call(request: GenerationRequest) -> EngineCall:
+def generate_call(request: GenerationRequest, priority: int | None = None) -> EngineCall:
+    """``priority``: the engine-scale priority to send (None: send none)."""
     params: dict[str, Any] = {"max_new_tokens": request.max_tokens}
     if request.temperature is not None:
         params["temperature"] = request.temperature
@@ -32,8 +33,8 @@ def generate_call(request: GenerationRequest) -> EngineCall:
         params["sampling_seed"] = request.seed
     body: dict[str, Any] = {"text": request.prompt_text(), "sampling_params": params, "stream": True,
                             "rid": request.request_id}
-    if isinstance(request.extra.get("priority"), int):
-        body["priority"] = request.extra["priority"]
+    if priority is not None:
+        body["priority"] = priority
     return EngineCall(path="/generate", body=body, prompt_param="prompt")
 
 

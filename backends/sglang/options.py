@@ -18,3 +18,9 @@ class SglangOptions(HttpOptions, frozen=True, kw_only=True, forbid_unknown_field
     """Health endpoint; both run a one-token generation by default, ``/health_generate`` always does."""
     continuous_usage: bool = True
     """On the OpenAI endpoints, ask for usage on every chunk for exact token counts."""
+    priority_scheduling: bool = False
+    """The engine runs with ``--enable-priority-scheduling``: send each job's priority band as ``priority``.
+    Off, none is sent (SGLang ignores it then, or aborts the request with ``--abort-on-priority-when-disabled``)."""
+    low_priority_values_first: bool = False
+    """The engine runs with ``--schedule-low-priority-values-first``: the band is negated so higher still runs
+    first."""

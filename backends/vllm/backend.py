@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from backends.http.base import HttpBackend
 from backends.http.openai import OpenAIChunks, openai_call
+from backends.http.priority import vllm_priority
 from backends.http.prometheus import parse_samples, total
 from backends.http.translate import EngineCall, Translator
 from backends.protocol import Health, Load
@@ -25,9 +26,8 @@ class VllmBackend(HttpBackend):
         call = openai_call(request, self.model_name(request), extras=None,
                            continuous_usage=self.options.continuous_usage)
         body = dict(call.body)
-        priority = body.pop("priority", None)
-        if self.options.priority_scheduling and isinstance(priority, int):
-            body["priority"] = -priority  # lockgate: higher first; vLLM: lower first
+        if self.options.priority_scheduling:
+            body["priority"] = vllm_priority(request.priority)
         # X-Request-Id wins over the body's request_id in vLLM, and it is echoed back with
         # --enable-request-id-headers: one id from the client to the engine's logs.
         return EngineCall(path=call.path, body=body, prompt_param=call.prompt_param,

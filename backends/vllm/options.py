@@ -9,7 +9,8 @@ class VllmOptions(HttpOptions, frozen=True, kw_only=True, forbid_unknown_fields=
     continuous_usage: bool = True
     """Ask for usage on every chunk (``continuous_usage_stats``) so each delta's token count is exact."""
     priority_scheduling: bool = False
-    """The engine runs with ``--scheduling-policy priority``: send lockgate priorities (vLLM: lower runs first).
-    Off, a non-zero ``priority`` would be an error in vLLM, so none is sent."""
+    """The engine runs with ``--scheduling-policy priority``: send each job's priority band as vLLM's
+    ``priority`` (negated: vLLM runs lower values first). Off, none is sent: vLLM answers 400 to a non-zero
+    ``priority`` unless it was started with that policy."""
     metrics_model_label: bool = True
     """Read /metrics gauges only for this backend's ``model`` (label ``model_name``) when the engine serves several."""

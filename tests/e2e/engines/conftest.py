@@ -28,7 +28,9 @@ from tests.support.live import LiveServer
 
 ROOT = Path(__file__).resolve().parents[3]
 SERVED = "tiny-llama"
-MAX_MODEL_LEN = 512
+# Longer than the tiny model's 512 positions (its RoPE table is sized up with --hf-overrides): a request of
+# thousands of tokens keeps this model busy for seconds, so a disconnect can provably arrive mid-generation.
+MAX_MODEL_LEN = 4096
 READY_TIMEOUT_S = float(os.environ.get("LOCKGATE_VLLM_READY_TIMEOUT_S", "600"))
 
 
@@ -63,7 +65,13 @@ def vllm_server() -> Iterator[VllmServer]:
         process = subprocess.Popen(
             [paths["python"], "-m", "vllm.entrypoints.openai.api_server", "--model", paths["model"],
              "--served-model-name", SERVED, "--host", "127.0.0.1", "--port", str(port),
-             "--max-model-len", str(MAX_MODEL_LEN), "--dtype", "bfloat16"],
+             "--max-model-len", str(MAX_MODEL_LEN), "--dtype", "bfloat16",
+             "--hf-overrides", json.dumps({"max_position_embeddings": MAX_MODEL_LEN}),
+             # One log line per request it adds and per request it aborts: the abort test reads them.
+             "--enable-log-requests",
+             # No torch.compile: compiled, it compiled a graph for each new batch shape during the tests,
+             # stalling its engine core (and the 2-core box) for seconds, during which vLLM loses aborts.
+             "--enforce-eager"],
             stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + READY_TIMEOUT_S
@@ -95,8 +103,8 @@ def gateway_config(vllm: VllmServer) -> str:
 enabled = false
 
 [models.tiny]
-# Larger than the engine's 512 on purpose: the engine, not the gateway, must refuse an overlong prompt.
-max_context = 4096
+# Larger than the engine's context on purpose: the engine, not the gateway, must refuse an overlong prompt.
+max_context = {8 * vllm.max_model_len}
 max_output_tokens = {vllm.max_model_len}
 backends = [{{ backend = "vllm-cpu" }}]
 

@@ -7,8 +7,11 @@ returns for the same request.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
+import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,8 +19,15 @@ import msgspec
 import openai
 import pytest
 
+from backends.events import Completed, Event
 from backends.http.prometheus import parse_samples, total
+from backends.request import GenerationRequest
+from backends.vllm import VllmBackend, VllmOptions
+from backends.worker import run_job
+from dispatch.job import Job
 from gateway.runtime import Runtime
+from observability.telemetry import Telemetry
+from routing.health import Admission
 
 # The session fixture may build the engine's virtualenv and model first (minutes on a fresh 2-core machine).
 pytestmark = pytest.mark.timeout(1800)
@@ -33,6 +43,68 @@ def engine_metric(vllm_url: str, name: str, labels: dict[str, str] | None = None
     """A value straight from vLLM's own /metrics."""
     samples = parse_samples(httpx.get(f"{vllm_url}/metrics", timeout=5).text)
     return total(samples, [name], labels) or 0.0
+
+
+def wait_until_engine_idle(vllm_url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while engine_metric(vllm_url, "vllm:num_requests_running") or engine_metric(vllm_url, "vllm:num_requests_waiting"):
+        assert time.monotonic() < deadline, "vLLM never went idle"
+        time.sleep(0.1)
+
+
+def tcp_states(url: str) -> dict[str, int]:
+    """States of the TCP connections to ``url``'s port, from /proc/net/tcp (is an engine stream still open?)."""
+    port = f"{httpx.URL(url).port:04X}"
+    names = {"01": "ESTABLISHED", "06": "TIME_WAIT", "08": "CLOSE_WAIT", "04": "FIN_WAIT1", "05": "FIN_WAIT2"}
+    counts: dict[str, int] = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[2].endswith(f":{port}"):
+            state = names.get(fields[3], fields[3])
+            counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+class LeavingClient(threading.Thread):
+    """A streaming client on a raw socket that hangs up (FIN) at its first SSE chunk or when told to, whichever
+    comes first: it never has to wait for a chunk to be able to leave."""
+
+    def __init__(self, url: str, body: dict[str, Any]) -> None:
+        super().__init__(daemon=True)
+        self.address = httpx.URL(url)
+        self.payload = msgspec.json.encode(body)
+        self.request_id = uuid.uuid4().hex
+        self.leave = threading.Event()
+        self.left = threading.Event()
+        self.error: str | None = None
+        self.t_sent = self.t_first_byte = 0.0
+
+    def run(self) -> None:
+        try:
+            with socket.create_connection((self.address.host, self.address.port), timeout=30) as sock:
+                sock.sendall(b"POST /v1/completions HTTP/1.1\r\nhost: lockgate\r\ncontent-type: application/json\r\n"
+                             b"x-request-id: " + self.request_id.encode() + b"\r\ncontent-length: "
+                             + str(len(self.payload)).encode() + b"\r\n\r\n" + self.payload)
+                self.t_sent = time.monotonic()
+                sock.settimeout(0.02)
+                seen = b""
+                while not self.leave.is_set() and b"data: {" not in seen:
+                    try:
+                        data = sock.recv(65536)
+                    except TimeoutError:
+                        continue
+                    if not data:
+                        self.error = f"the gateway closed the stream first: {seen[:300]!r}"
+                        break
+                    if not seen:
+                        self.t_first_byte = time.monotonic()
+                    seen += data
+                if seen and not seen.startswith(b"HTTP/1.1 200"):
+                    self.error = f"not a 200: {seen[:300]!r}"
+        except OSError as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.left.set()
 
 
 def test_streamed_chat_matches_vllm_text_and_usage(vllm_server: Any, gateway: tuple[str, Runtime]) -> None:
@@ -88,52 +160,100 @@ def test_completions_streamed_and_not_match_vllm(vllm_server: Any, gateway: tupl
     assert text == theirs.choices[0].text
 
 
-def test_context_overflow_is_400_context_length_exceeded(gateway: tuple[str, Runtime]) -> None:
+def test_context_overflow_is_400_context_length_exceeded(vllm_server: Any, gateway: tuple[str, Runtime]) -> None:
     url, _ = gateway
     with pytest.raises(openai.BadRequestError) as info:
-        client(url).completions.create(model="tiny", prompt="the quick fox " * 200, max_tokens=4)
+        client(url).completions.create(model="tiny", prompt="the quick fox " * vllm_server.max_model_len, max_tokens=4)
     err = info.value
     assert err.status_code == 400
     assert err.code == "context_length_exceeded"
-    assert "512" in err.message
+    assert str(vllm_server.max_model_len) in err.message
 
 
-def test_client_disconnect_mid_stream_cancels_the_job(vllm_server: Any, gateway: tuple[str, Runtime]) -> None:
+@pytest.mark.parametrize(("streams", "n"), [(3, 1), (1, 4)], ids=["3-streams", "n=4"])
+def test_client_disconnect_closes_every_engine_stream_and_vllm_aborts(
+        vllm_server: Any, gateway: tuple[str, Runtime], streams: int, n: int) -> None:
     url, runtime = gateway
-    # Four streams of n=8 x 480 tokens keep the engine busy while every client leaves after its first chunk.
-    body = {"model": "tiny", "prompt": PROMPT, "max_tokens": 480, "n": 8, "stream": True, "ignore_eos": True}
-    streams = 4
-
-    def leave_after_first_chunk() -> None:
-        with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=120) as resp:
-            assert resp.status_code == 200
-            for line in resp.iter_lines():
-                if line.startswith("data: {"):
-                    break
-
-    clients = [threading.Thread(target=leave_after_first_chunk) for _ in range(streams)]
+    wait_until_engine_idle(vllm_server.url)
+    log_start = vllm_server.log.stat().st_size
+    tokens_before = engine_metric(vllm_server.url, "vllm:generation_tokens_total")
+    open_before = tcp_states(vllm_server.url).get("ESTABLISHED", 0)  # the health poller's keep-alive connection
+    # 3000 tokens per sequence keep this model busy for seconds. Each client leaves at its first chunk, or as
+    # soon as vLLM has generated a few tokens per sequence, whichever comes first: on a loaded machine the
+    # first chunk can reach a client after vLLM finished the whole request (the engine does not wait for its
+    # reader), and a disconnect then has nothing left to abort.
+    max_tokens = 3000
+    clients = [LeavingClient(url, {"model": "tiny", "prompt": PROMPT, "max_tokens": max_tokens, "n": n,
+                                   "stream": True, "ignore_eos": True}) for _ in range(streams)]
     for c in clients:
         c.start()
-    for c in clients:
-        c.join(timeout=120)
-    # The client closed the connection: the gateway cancels the job ...
-    left = time.monotonic()
-    while runtime.dispatcher.running("vllm-cpu") != 0:
-        assert time.monotonic() - left < 3, "the gateway did not cancel the job within 3 s of the disconnect"
-        time.sleep(0.01)
-    # ... the adapter closes its engine stream, and vLLM aborts the request: its running gauge returns to 0 ...
-    deadline = time.monotonic() + 10
-    while engine_metric(vllm_server.url, "vllm:num_requests_running") != 0:
-        assert time.monotonic() < deadline, "vLLM still running the request 10 s after the client left"
+    deadline = time.monotonic() + 60
+    while not all(c.left.is_set() for c in clients):
+        assert time.monotonic() < deadline, "the streams never started"
+        log = vllm_server.log.read_bytes()[log_start:].decode(errors="replace")
+        received = all(f"Received request cmpl-{c.request_id}-0" in log for c in clients)
+        generated = engine_metric(vllm_server.url, "vllm:generation_tokens_total") - tokens_before
+        if received and generated >= 16 * streams * n:
+            for c in clients:
+                c.leave.set()
         time.sleep(0.1)
-    # Not asserted: that vLLM aborts the request once the adapter closes its stream. In full-suite runs vLLM
-    # sometimes generated every token after the gateway had cancelled all jobs, while the same test run alone
-    # saw most requests aborted: an open defect of the engine-side abort (issue 4), not proven here.
+    left = time.monotonic()
+    generated_at_leave = engine_metric(vllm_server.url, "vllm:generation_tokens_total") - tokens_before
+    for c in clients:
+        c.join(10)
+        assert c.error is None, c.error
+    # The gateway cancels every job ...
+    while runtime.dispatcher.running("vllm-cpu") != 0:
+        assert time.monotonic() - left < 5, "the gateway did not cancel the jobs within 5 s of the disconnects"
+        time.sleep(0.01)
+    # ... and closes every engine stream (lockgate's side of the abort: vLLM aborts on that close) ...
+    while tcp_states(vllm_server.url).get("ESTABLISHED", 0) > open_before:
+        assert time.monotonic() - left < 5, f"engine streams still open: {tcp_states(vllm_server.url)}"
+        time.sleep(0.01)
+    # ... and vLLM aborts the requests, by its own log: "Request cmpl-<X-Request-Id>-0 aborted.". Not every one:
+    # vLLM 0.32 itself loses some aborts after the connection closed (the runs that lost them showed only
+    # TIME_WAIT on lockgate's side and no abort in vLLM's log; see docs/engines.md, "Cancellation"), so this
+    # part measures how fast aborts reach vLLM and reports the ones vLLM lost; it asserts none of them.
+    ids = {c.request_id for c in clients}
+    aborted: set[str] = set()
+    while time.monotonic() - left < 10 and aborted != ids:
+        log = vllm_server.log.read_bytes()[log_start:].decode(errors="replace")
+        aborted = {rid for rid in ids if f"Request cmpl-{rid}-0 aborted." in log}
+        time.sleep(0.05)
+    aborted_after = time.monotonic() - left
+    print(f"{streams} x n={n}: {generated_at_leave:g} tokens when the clients left; vLLM logged {len(aborted)} of "
+          f"{streams} aborts within {aborted_after * 1000:.0f} ms; lost by vLLM: {sorted(ids - aborted)}")
+    # The backend is still admitted for the next request.
+    assert runtime.health.admission("vllm-cpu") is Admission.ADMITTED
+
+
+def test_a_job_priority_band_is_sent_and_accepted(vllm_server: Any) -> None:
+    # With priority_scheduling the band goes out as vLLM's priority (negated); vLLM 0.32 accepts a non-zero
+    # priority even without --scheduling-policy priority (only that policy orders by it).
+    backend = VllmBackend("v", VllmOptions(url=vllm_server.url, model=vllm_server.model, priority_scheduling=True))
+    request = GenerationRequest(request_id=uuid.uuid4().hex, model="tiny", operation="text_completion",
+                                max_tokens=3, prompt=PROMPT, extra={"ignore_eos": True})
+    assert backend.build_call(msgspec.structs.replace(request, priority=3)).body["priority"] == -3
+
+    async def go() -> Event:
+        async def emit(event: Event) -> None:
+            pass
+
+        try:
+            return await run_job(backend, Job(id="j", model="tiny", backend="v", request=request, priority=3),
+                                 emit, Telemetry())
+        finally:
+            await backend.close()
+
+    terminal = asyncio.run(go())
+    assert isinstance(terminal, Completed), terminal
+    assert terminal.completion_tokens == 3
 
 
 def test_health_and_load_come_from_vllms_own_endpoints(vllm_server: Any, gateway: tuple[str, Runtime]) -> None:
     url, runtime = gateway
     backend = runtime.backends["vllm-cpu"]
+    wait_until_engine_idle(vllm_server.url)  # requests whose abort vLLM lost run to their end first
     # health() and load() answer from the adapter's poller (every 0.2 s here), which reads vLLM's /health
     # and /metrics; they do no I/O themselves, so they can be read from this thread.
     deadline = time.monotonic() + 5

@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 
 from backends.events import Completed, Delta, Failed
+from backends.http.priority import trtllm_priority
 from backends.replicas.server import replica_app
 from backends.request import ChatMessage, GenerationRequest
 from backends.trtllm import TrtllmBackend, TrtllmOptions
-from backends.trtllm.openai_fields import trtllm_priority
 from tests.support.servers import until
 
 FAST = {"ttft_ms": 1, "tpot_ms": 1, "max_model_len": 64}
@@ -62,7 +62,7 @@ def test_priority_maps_to_the_float_scale_higher_first() -> None:
     assert trtllm_priority(-10, 10) == 0.0
     assert trtllm_priority(99, 10) == 1.0
     assert trtllm_priority(2, 10) > trtllm_priority(1, 10)
-    body = TrtllmBackend("t", TrtllmOptions(url="http://x:1")).build_call(chat(extra={"priority": 5})).body
+    body = TrtllmBackend("t", TrtllmOptions(url="http://x:1")).build_call(chat(priority=5)).body
     assert body["priority"] == 0.75
 
 
