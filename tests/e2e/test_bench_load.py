@@ -27,7 +27,7 @@ def test_ttft_sched_exposes_queueing_in_a_deliberately_limited_client() -> None:
     assert sched is not None
     assert lag is not None
     assert p.completed == 24
-    assert ttft.p50 == pytest.approx(0.020, abs=0.002)
+    assert ttft.p50 == pytest.approx(0.020, abs=0.005)  # plus the client's own cost (test_bench_accuracy)
     assert sched.p50 > 5 * ttft.p50
     assert sched.max > 0.5  # the last request waited for ~23 others, ~0.03 s more each than the schedule allows
     assert lag.p50 == pytest.approx(sched.p50 - ttft.p50, abs=0.002)
