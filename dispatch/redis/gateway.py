@@ -72,7 +72,8 @@ class RedisDispatcher:
         self._accepting = False
         if grace_s > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.inbox.drained.wait(), grace_s)
+                async with asyncio.timeout(grace_s):  # not wait_for: on 3.11 it can swallow a cancellation
+                    await self.inbox.drained.wait()
         for ticket in list(self.inbox.tickets.values()):
             await ticket.cancel()
         await asyncio.gather(*self._signals, return_exceptions=True)

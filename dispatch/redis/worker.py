@@ -363,8 +363,11 @@ class RedisWorker:
         for name, lane in self._lanes.items():
             await self._heartbeat(lane)
             try:
-                health = await asyncio.wait_for(lane.backend.health(), timeout=interval)
-                load = await asyncio.wait_for(lane.backend.load(), timeout=interval)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancellation that stops this loop.
+                async with asyncio.timeout(interval):
+                    health = await lane.backend.health()
+                async with asyncio.timeout(interval):
+                    load = await lane.backend.load()
             except Exception as exc:  # a failing probe means a down backend, not a dead worker
                 health, load = Health(HealthState.DOWN, f"health check failed: {type(exc).__name__}"), None
             now_ms = int(time.time() * 1000)

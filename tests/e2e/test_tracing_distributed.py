@@ -8,6 +8,7 @@ Spans arrive over real OTLP/HTTP and are decoded from protobuf.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from tests.support.procs import Process, free_port
 KIND = {"SERVER": 2, "CLIENT": 3, "PRODUCER": 4, "CONSUMER": 5}
 CLIENT_TRACE = "a3ce929d0e0e47364bf92f3577b34da6"
 CLIENT_SPAN = "00f067aa0ba902b7"
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = os.environ.get("LOCKGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
 
 @pytest.fixture
