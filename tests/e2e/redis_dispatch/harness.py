@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -218,6 +219,21 @@ def body(prompt: str, max_tokens: int = 16, stream: bool = True, **extra: Any) -
     if stream:
         out["stream_options"] = {"include_usage": True}
     return out
+
+
+def stream_in_background(url: str, payload: dict[str, Any],
+                         timeout: float = 60) -> tuple[threading.Thread, dict[str, Any]]:
+    """Start a streamed request in a thread; once it is joined, the dict holds its ``status`` and ``events``."""
+    result: dict[str, Any] = {}
+
+    def client() -> None:
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json=payload, timeout=timeout) as resp:
+            result["status"] = resp.status_code
+            result["events"] = list(sse_events(resp.iter_lines()))
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    return thread, result
 
 
 def sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any] | str]:

@@ -17,7 +17,7 @@ import httpx
 import openai
 import pytest
 
-from .harness import Deployment, body, content_of, expected_text, sse_events, wait_until
+from .harness import Deployment, body, content_of, expected_text, sse_events, stream_in_background, wait_until
 from .topology import Cluster
 
 
@@ -73,16 +73,7 @@ def test_worker_killed_before_first_token_is_reclaimed_by_another(dep: Deploymen
     normal = dep.config("normal")
     doomed = dep.worker(slow)
     gw = dep.gateway(normal)
-    result: dict[str, Any] = {}
-
-    def client() -> None:
-        with httpx.stream("POST", f"{gw.url}/v1/chat/completions", json=body("take me over", max_tokens=20),
-                          timeout=60) as resp:
-            result["status"] = resp.status_code
-            result["events"] = list(sse_events(resp.iter_lines()))
-
-    thread = threading.Thread(target=client)
-    thread.start()
+    thread, result = stream_in_background(gw.url, body("take me over", max_tokens=20))
     wait_until(dep.pending, 15, "the slow worker to hold the job")
     doomed.kill()
     dep.worker(normal)

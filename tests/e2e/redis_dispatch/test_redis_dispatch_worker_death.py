@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import httpx
 
-from .harness import Deployment, body, content_of, sse_events, wait_until
+from .harness import Deployment, body, content_of, sse_events, stream_in_background, wait_until
 
 
 def test_worker_killed_after_five_tokens_gives_those_tokens_then_one_error(deployment: Deployment) -> None:
@@ -45,16 +44,7 @@ def test_worker_killed_before_first_token_job_completes_elsewhere(deployment: De
     normal = deployment.config("normal", sim={"ttft_ms": 10, "tpot_ms": 5})
     doomed = deployment.worker(slow)
     gw = deployment.gateway(normal)
-    result: dict[str, Any] = {}
-
-    def client() -> None:
-        with httpx.stream("POST", f"{gw.url}/v1/chat/completions", json=body("take me over", max_tokens=20),
-                          timeout=60) as resp:
-            result["status"] = resp.status_code
-            result["events"] = list(sse_events(resp.iter_lines()))
-
-    thread = threading.Thread(target=client)
-    thread.start()
+    thread, result = stream_in_background(gw.url, body("take me over", max_tokens=20))
     wait_until(deployment.pending, 10, "the slow worker to hold the job")
     doomed.kill()
     deployment.worker(normal)
