@@ -6,6 +6,11 @@
 #   bash bench/gpu/run.sh sweep     # the same two, open-loop Poisson at 0.25..1.25x the closed loop's best req/s
 #   bash bench/gpu/run.sh hf        # lockgate -> hf in-process, closed loop 1/32/100/256
 #   bash bench/gpu/run.sh trace     # one traced request: gateway -> Redis -> worker -> vLLM (vLLM's own span)
+#   bash bench/gpu/run.sh engine    # closed loop like `closed`, with vLLM's own view of every (target, point, round)
+#                                   # run: /metrics, CPU and run-queue wait per process around each (engine_bench.py)
+#                                   # BAKE_POINTS (1,32,100,256), BAKE_ROUNDS (2), BAKE_TAG (engine-<pin state>)
+#   bash bench/gpu/run.sh pin pinned|open   # vLLM and the rest on separate cores, or both back on all (pin.py)
+# The bench client runs on lockgate's CPUs while the processes are pinned (pin.py exec), on all CPUs otherwise.
 # Results: $W/<phase>/ (summary.json, report.html, requests.jsonl); copied to $OUT as <phase>.tgz when OUT is set.
 set -euo pipefail
 ROOT=$(pwd)
@@ -17,7 +22,7 @@ LG="http://127.0.0.1:8000/v1,model=qwen-vllm,label=lockgate-vllm"
 HF="http://127.0.0.1:8000/v1,model=qwen-hf,label=lockgate-hf"
 common=(--endpoint completions --input-len 60 --output-len 256 --slo-ttft-ms 500 --slo-tpot-ms 50
         --timeout 900 --no-progress)
-bench() { "$PY" -m gateway.cli bench "$@"; }
+bench() { "$PY" bench/gpu/pin.py exec -- "$PY" -m gateway.cli bench "$@"; }
 
 case $phase in
   closed)
@@ -60,6 +65,18 @@ PY
     grep "$trace" "$W/spans.jsonl" >"$W/trace/spans.jsonl"
     "$PY" -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8000/metrics").read().decode())' \
       >"$W/trace/gateway-metrics.txt" ;;
+  engine)
+    mode=$("$PY" -c 'import sys; sys.path.insert(0, "bench/gpu"); import pin; print(pin.state()["mode"])')
+    phase=${BAKE_TAG:-engine-$mode}
+    "$PY" bench/gpu/pin.py exec -- "$PY" -m bench.gpu.engine_bench --out "$W/$phase" -- \
+      --target "$VLLM" --target "$LG" -c "${BAKE_POINTS:-1,32,100,256}" -d "$DUR" --warmup 2s \
+      --rounds "${BAKE_ROUNDS:-2}" --no-self-check "${common[@]}"
+    "$PY" bench/gpu/tables.py "$W/$phase/summary.json" --baseline vllm-direct || true
+    "$PY" bench/gpu/engine_table.py "$W/$phase/engine.json" --baseline vllm-direct --csv "$W/$phase/engine.csv" \
+      || true ;;
+  pin)
+    "$PY" bench/gpu/pin.py apply "${2:-pinned}"
+    exit 0 ;;
   *) echo "unknown phase $phase" >&2; exit 2 ;;
 esac
 if [ -n "${OUT:-}" ]; then
@@ -70,6 +87,8 @@ from pathlib import Path
 w, phase, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 with tarfile.open(out / f"{phase}.tar.xz", "w:xz") as tar:
     tar.add(w / phase, arcname=phase, filter=lambda t: None if t.name.endswith("requests.jsonl") else t)
+if phase.startswith("engine"):  # the engine phase's figures are in engine.json: spare the lease the xz time
+    sys.exit(0)
 with tarfile.open(out / f"{phase}-requests.tar.xz", "w:xz") as tar:
     for f in sorted((w / phase).rglob("requests.jsonl")):
         tar.add(f, arcname=str(f.relative_to(w)))

@@ -6,7 +6,14 @@
 # (bench/gpu/run.sh PHASE) find it running. Logs: $W/*.log.
 #   bash bench/gpu/setup.sh
 # Rehearsal here, on the CPU (a tiny model; the vLLM protocol replica stands in for vLLM):
-#   BAKE_LOCAL=1 bash bench/gpu/setup.sh
+#   BAKE_LOCAL=1 BAKE_REDIS_PORT=6390 bash bench/gpu/setup.sh      (a port of its own if a Redis runs on 6379)
+# CPU pinning (bench/gpu/pin.py): BAKE_PIN=1 puts vLLM's whole process tree (API server, engine core, helpers, every
+# thread) on its own physical cores and lockgate's gateways and workers, Redis and the OTLP sink on the others, once
+# everything has started (torch.compile keeps all CPUs); run.sh then starts the bench client on lockgate's side too.
+# The sets come from the topology: vLLM gets the last BAKE_PIN_VLLM_CORES physical cores (default 3/8 of them) with
+# their hyperthread siblings; or give them as cpulists: BAKE_PIN_VLLM_CPUS=8-15 BAKE_PIN_REST_CPUS=0-7. Without
+# BAKE_PIN, nothing is pinned; either way `bash bench/gpu/run.sh pin pinned|open` switches later, without a restart.
+#   BAKE_PIN=1 bash bench/gpu/setup.sh
 set -euo pipefail
 ROOT=$(pwd)
 source "$ROOT/bench/gpu/env.sh"
@@ -29,9 +36,10 @@ wait_for() {  # URL SECONDS WHAT LOG
   "$PY" bench/gpu/smoke.py --wait "$1" --timeout "$2" || { echo "$3: last lines of $4:" >&2; tail -40 "$4" >&2; exit 1; }
 }
 
-if ! "$PY" -c 'import redis; redis.Redis(socket_connect_timeout=1).ping()' 2>/dev/null; then
-  LD_LIBRARY_PATH=$REDIS_LIB setsid "$REDIS_SERVER" --port 6379 --bind 127.0.0.1 --save "" --appendonly no \
-    --daemonize yes --logfile "$W/redis.log"
+RPORT=${BAKE_REDIS_PORT:-6379}  # another port keeps a rehearsal off a Redis that this machine already runs
+if ! "$PY" -c "import redis; redis.Redis(port=$RPORT, socket_connect_timeout=1).ping()" 2>/dev/null; then
+  LD_LIBRARY_PATH=$REDIS_LIB setsid "$REDIS_SERVER" --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no \
+    --daemonize yes --logfile "$W/redis.log" --pidfile "$W/redis.pid"
 fi
 setsid "$PY" bench/gpu/otlp_sink.py --port 4318 --out "$W/spans.jsonl" >"$W/otlp.log" 2>&1 < /dev/null &
 
@@ -50,9 +58,10 @@ else
     --max-model-len 2048 --gpu-memory-utilization 0.55 \
     --otlp-traces-endpoint http://127.0.0.1:4318/v1/traces >"$W/vllm.log" 2>&1 < /dev/null &
 fi
+echo $! >"$W/vllm.pid"  # the root of vLLM's process tree (or the replica's), for bench/gpu/pin.py
 
-sed -e "s|/tmp/bake/model|$W/model|" -e "s|device = \"cuda\"|device = \"$BAKE_DEVICE\"|" \
-  bench/gpu/lockgate-gpu.toml >"$W/lockgate.toml"
+sed -e "s|/tmp/bake/model|$W/model|" -e "s|127.0.0.1:6379|127.0.0.1:$RPORT|" \
+  -e "s|device = \"cuda\"|device = \"$BAKE_DEVICE\"|" bench/gpu/lockgate-gpu.toml >"$W/lockgate.toml"
 setsid "$PY" -m gateway.cli worker --config "$W/lockgate.toml" --backend hf-a >"$W/worker-hf.log" 2>&1 < /dev/null &
 wait_for http://127.0.0.1:8100/health 600 vLLM "$W/vllm.log"
 for i in $(seq "${BAKE_WORKERS:-4}"); do
@@ -64,4 +73,6 @@ for i in $(seq "${BAKE_GATEWAYS:-4}"); do
 done
 wait_for http://127.0.0.1:8000/healthz 60 "lockgate gateway" "$W/gateway-1.log"
 "$PY" bench/gpu/smoke.py --models qwen-vllm qwen-hf --timeout 600
+"$PY" bench/gpu/pin.py topology
+if [ -n "${BAKE_PIN:-}" ]; then "$PY" bench/gpu/pin.py apply pinned; else "$PY" bench/gpu/pin.py apply open; fi
 echo "setup done: $(date -u +%T)"

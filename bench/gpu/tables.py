@@ -43,10 +43,12 @@ def tables(points: list[dict[str, Any]], baseline: str | None) -> str:
             b = base.get(p["x"])
             if p["target"] == baseline or b is None:
                 continue
-            added = (p["stats"]["ttft"]["p50"] - b["stats"]["ttft"]["p50"]) * 1000
-            kept = p["output_token_throughput"] / b["output_token_throughput"]
-            out.append(f"| {p['target']} | {load(p)} | {kept:.1%} "
-                       f"| {added:+.1f} | {p['request_throughput'] * 3600 / REFERENCE_REQ_PER_HOUR:.1f}x |")
+            ttft, base_ttft = p["stats"].get("ttft"), b["stats"].get("ttft")
+            added = f"{(ttft['p50'] - base_ttft['p50']) * 1000:+.1f}" if ttft and base_ttft else "-"
+            kept = (f"{p['output_token_throughput'] / b['output_token_throughput']:.1%}"
+                    if b["output_token_throughput"] else "-")
+            out.append(f"| {p['target']} | {load(p)} | {kept} "
+                       f"| {added} | {p['request_throughput'] * 3600 / REFERENCE_REQ_PER_HOUR:.1f}x |")
     return "\n".join(out) + "\n"
 
 

@@ -1,0 +1,198 @@
+"""Tables of vLLM's own view of each target's runs, from the engine phase's engine.json files.
+
+    python3 bench/gpu/engine_table.py RUN/engine.json [...] [--baseline vllm-direct] [--csv FILE]
+
+Rounds of one (condition, target, load) are pooled: histogram means are sum of `_sum` deltas over sum of `_count`
+deltas; rates are over the runs' spans (first send to last response end, every request of the run, warm-up
+included, as vLLM's counters count them). Client figures are the same requests' means, so the two sides compare
+like for like. Series that a target does not expose (the CPU rehearsal's replica) print as "-".
+
+- vLLM TTFT and E2E run from the request's arrival in vLLM's API server to the API server's handling of the first
+  / last output; vLLM ITL is the gap between engine-core timestamps of a request's consecutive outputs (the engine's
+  step time as the request saw it); vLLM TPOT is `request_time_per_output_token` (decode time / (tokens - 1)).
+- batch: generation tokens per engine step; in vLLM: requests in vLLM on average (sum of vLLM E2E / span).
+- CPU columns are cores (CPU-seconds per second of the run); "wait" is the run-queue wait of that role's threads
+  (thread-seconds runnable but not running, per second): a thread that must run and cannot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+HIST = {"ttft": "vllm:time_to_first_token_seconds", "itl": "vllm:inter_token_latency_seconds",
+        "tpot": "vllm:request_time_per_output_token_seconds", "e2e": "vllm:e2e_request_latency_seconds",
+        "queue": "vllm:request_queue_time_seconds", "prefill": "vllm:request_prefill_time_seconds",
+        "decode": "vllm:request_decode_time_seconds", "step": "vllm:iteration_tokens_total"}
+GEN = "vllm:generation_tokens_total"
+
+
+def parse_cpulist(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        if part:
+            lo, _, hi = part.partition("-")
+            out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def pooled(runs: list[dict[str, Any]], pin: dict[str, Any]) -> dict[str, Any]:
+    span = sum(r["client"]["span_s"] for r in runs) or 1e-9
+    wall = sum(r["wall_s"] for r in runs) or 1e-9
+    ok = sum(r["client"]["ok"] for r in runs)
+
+    def eng(key: str) -> float:
+        return float(sum(r["engine"].get(key, 0.0) for r in runs))
+
+    def hist(name: str) -> float | None:
+        n = eng(HIST[name] + "_count")
+        return eng(HIST[name] + "_sum") / n if n else None
+
+    def client(name: str, weight: str = "ok") -> float | None:
+        got = [(r["client"][name], r["client"][weight]) for r in runs if r["client"].get(name) is not None]
+        w = sum(n for _, n in got)
+        return sum(v * n for v, n in got) / w if w else None
+
+    def role(name: str, key: str = "cpu") -> float | None:
+        got = [(r["roles"][name][key], r["wall_s"]) for r in runs if name in r["roles"]]
+        return sum(v * w for v, w in got) / wall if got else None
+
+    def busiest(name: str) -> float | None:
+        got = [(max((t["cpu"] for t in r["roles"][name]["threads"]), default=0.0), r["wall_s"])
+               for r in runs if name in r["roles"]]
+        return sum(v * w for v, w in got) / wall if got else None
+
+    def cpus(which: list[int] | None, key: str = "busy") -> float | None:
+        vals = []
+        for r in runs:
+            xs = r["cpus"][key]
+            sel = [xs[i] for i in which if i < len(xs)] if which is not None else xs
+            if sel:
+                vals.append((sum(sel) / len(sel), r["wall_s"]))
+        return sum(v * w for v, w in vals) / wall if vals else None
+
+    steps = eng(HIST["step"] + "_count")
+    vllm_set = parse_cpulist(str(pin["vllm_cpus"])) if pin.get("mode") == "pinned" else None
+    rest_set = parse_cpulist(str(pin["rest_cpus"])) if pin.get("mode") == "pinned" else None
+    e2e = hist("e2e")
+    return {
+        "runs": len(runs), "ok": ok, "requests": sum(r["client"]["requests"] for r in runs),
+        "client_tok_s": sum(r["client"]["n_out"] for r in runs) / span,
+        "vllm_tok_s": eng(GEN) / span if eng(GEN) else None,
+        **{f"client_{k}": client(k) for k in ("ttft", "tpot", "e2e")},
+        "client_itl": client("itl", "n_out"),
+        "gateway_queue": client("gateway_queue"), "gateway_ttft": client("gateway_ttft"),
+        **{f"vllm_{k}": hist(k) for k in HIST if k != "step"},
+        "vllm_batch": eng(GEN) / steps if steps else None,
+        "vllm_tokens_per_step": hist("step"),
+        "vllm_steps_s": steps / span if steps else None,
+        "in_vllm": e2e * eng(HIST["e2e"] + "_count") / span if e2e is not None else None,
+        "client_conc": (client("e2e") or 0.0) * ok / span,
+        "cpu_api": role("vllm-api"), "cpu_api_max_thread": busiest("vllm-api"), "wait_api": role("vllm-api", "delay"),
+        "cpu_engine": role("vllm-engine"), "cpu_engine_max_thread": busiest("vllm-engine"),
+        "wait_engine": role("vllm-engine", "delay"),
+        "cpu_gateways": role("gateway"), "wait_gateways": role("gateway", "delay"),
+        "cpu_workers": role("worker-vllm"), "wait_workers": role("worker-vllm", "delay"),
+        "cpu_redis": role("redis"),
+        "cpu_client": sum(r["client_cpu"] * r["wall_s"] for r in runs) / wall,
+        "busy_all": cpus(None), "busy_vllm_set": cpus(vllm_set), "busy_rest_set": cpus(rest_set),
+        "steal": cpus(None, "steal"),
+    }
+
+
+def groups(paths: list[Path]) -> list[dict[str, Any]]:
+    keyed: dict[tuple[str, float, str], tuple[list[dict[str, Any]], dict[str, Any]]] = {}
+    for path in paths:
+        doc = json.loads(path.read_text())
+        for r in doc["runs"]:
+            key = (r["condition"], r["x"], r["target"])
+            keyed.setdefault(key, ([], doc.get("pin", {})))[0].append(r)
+    out = []
+    for (condition, x, target), (runs, pin) in keyed.items():
+        out.append({"condition": condition, "x_name": runs[0]["x_name"], "x": x, "target": target,
+                    **pooled(runs, pin)})
+    return out
+
+
+def f(v: float | None, scale: float = 1.0, fmt: str = ".1f") -> str:
+    return "-" if v is None else format(v * scale, fmt)
+
+
+def load(g: dict[str, Any]) -> str:
+    return f"c={g['x']:g}" if g["x_name"] == "concurrency" else f"{g['x']:.1f} req/s"
+
+
+def render(gs: list[dict[str, Any]], baseline: str | None) -> str:
+    out = ["| condition | load | target | runs | ok | output tok/s client / vLLM | TTFT client / vLLM | "
+           "TPOT client / vLLM | ITL client / vLLM | E2E client / vLLM | vLLM queue | batch | steps/s | "
+           "in flight client / in vLLM |",
+           "|---|---|---|---:|---:|---|---|---|---|---|---:|---:|---:|---|"]
+    for g in gs:
+        out.append(
+            f"| {g['condition']} | {load(g)} | {g['target']} | {g['runs']} | {g['ok']} "
+            f"| {f(g['client_tok_s'], 1, ',.0f')} / {f(g['vllm_tok_s'], 1, ',.0f')} "
+            f"| {f(g['client_ttft'], 1e3)} / {f(g['vllm_ttft'], 1e3)} "
+            f"| {f(g['client_tpot'], 1e3, '.2f')} / {f(g['vllm_tpot'], 1e3, '.2f')} "
+            f"| {f(g['client_itl'], 1e3, '.2f')} / {f(g['vllm_itl'], 1e3, '.2f')} "
+            f"| {f(g['client_e2e'], 1e3, '.0f')} / {f(g['vllm_e2e'], 1e3, '.0f')} | {f(g['vllm_queue'], 1e3)} "
+            f"| {f(g['vllm_batch'])} | {f(g['vllm_steps_s'], 1, '.0f')} "
+            f"| {f(g['client_conc'])} / {f(g['in_vllm'])} |")
+    out += ["", "| condition | load | target | vLLM API server: cores (busiest thread) / wait | engine core: cores "
+            "(busiest thread) / wait | gateways: cores / wait | vLLM workers: cores / wait | Redis | client "
+            "| CPUs busy: all / vLLM's / rest | steal |",
+            "|---|---|---|---|---|---|---|---:|---:|---|---:|"]
+    for g in gs:
+        out.append(
+            f"| {g['condition']} | {load(g)} | {g['target']} "
+            f"| {f(g['cpu_api'], 1, '.2f')} ({f(g['cpu_api_max_thread'], 1, '.2f')}) / {f(g['wait_api'], 1, '.2f')} "
+            f"| {f(g['cpu_engine'], 1, '.2f')} ({f(g['cpu_engine_max_thread'], 1, '.2f')}) "
+            f"/ {f(g['wait_engine'], 1, '.2f')} "
+            f"| {f(g['cpu_gateways'], 1, '.2f')} / {f(g['wait_gateways'], 1, '.2f')} "
+            f"| {f(g['cpu_workers'], 1, '.2f')} / {f(g['wait_workers'], 1, '.2f')} | {f(g['cpu_redis'], 1, '.2f')} "
+            f"| {f(g['cpu_client'], 1, '.2f')} "
+            f"| {f(g['busy_all'], 100, '.0f')}% / {f(g['busy_vllm_set'], 100, '.0f')}% "
+            f"/ {f(g['busy_rest_set'], 100, '.0f')}% | {f(g['steal'], 100, '.1f')}% |")
+    if baseline:
+        base = {(g["condition"], g["x"]): g for g in gs if g["target"] == baseline}
+        out += ["", f"| condition | load | target | output tok/s vs {baseline} (client, all requests) "
+                "| vLLM ITL vs baseline | vLLM TTFT added (ms, mean) | client TTFT added (ms, mean) |",
+                "|---|---|---|---:|---:|---:|---:|"]
+        for g in gs:
+            b = base.get((g["condition"], g["x"]))
+            if g["target"] == baseline or b is None:
+                continue
+
+            def ratio(k: str, g: dict[str, Any] = g, b: dict[str, Any] = b) -> str:
+                return f"{g[k] / b[k]:.1%}" if g[k] and b[k] else "-"
+
+            def added(k: str, g: dict[str, Any] = g, b: dict[str, Any] = b) -> str:
+                return f"{(g[k] - b[k]) * 1e3:+.1f}" if g[k] is not None and b[k] is not None else "-"
+
+            out.append(f"| {g['condition']} | {load(g)} | {g['target']} | {ratio('client_tok_s')} "
+                       f"| {ratio('vllm_itl')} | {added('vllm_ttft')} | {added('client_ttft')} |")
+    return "\n".join(out) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("engine_json", nargs="+", type=Path)
+    parser.add_argument("--baseline")
+    parser.add_argument("--csv", type=Path)
+    args = parser.parse_args()
+    gs = groups(args.engine_json)
+    print(render(gs, args.baseline))
+    if args.csv:
+        with args.csv.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(gs[0]))
+            writer.writeheader()
+            for g in gs:
+                writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in g.items()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
