@@ -104,12 +104,17 @@ def pooled(runs: list[dict[str, Any]], pin: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def groups(paths: list[Path]) -> list[dict[str, Any]]:
+def run_label(path: Path) -> str:
+    """RUN/engine.json -> RUN; RUN-engine.json -> RUN."""
+    return path.parent.name if path.name == "engine.json" else path.stem.removesuffix("-engine")
+
+
+def groups(paths: list[Path], by_file: bool = False) -> list[dict[str, Any]]:
     keyed: dict[tuple[str, float, str], tuple[list[dict[str, Any]], dict[str, Any]]] = {}
     for path in paths:
         doc = json.loads(path.read_text())
         for r in doc["runs"]:
-            key = (r["condition"], r["x"], r["target"])
+            key = (run_label(path) if by_file else r["condition"], r["x"], r["target"])
             keyed.setdefault(key, ([], doc.get("pin", {})))[0].append(r)
     out = []
     for (condition, x, target), (runs, pin) in keyed.items():
@@ -182,8 +187,10 @@ def main() -> int:
     parser.add_argument("engine_json", nargs="+", type=Path)
     parser.add_argument("--baseline")
     parser.add_argument("--csv", type=Path)
+    parser.add_argument("--by-file", action="store_true",
+                        help="label rows by run (RUN/engine.json or RUN-engine.json), not by pin state")
     args = parser.parse_args()
-    gs = groups(args.engine_json)
+    gs = groups(args.engine_json, args.by_file)
     print(render(gs, args.baseline))
     if args.csv:
         with args.csv.open("w", newline="") as fh:
