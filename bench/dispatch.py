@@ -172,11 +172,22 @@ def own_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def redis_cpu_s(url: str) -> float:
+    """The Redis server's own CPU seconds so far (INFO cpu): its share of a request's cost."""
+    client = redis.Redis.from_url(url)
+    try:
+        info = client.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    finally:
+        client.close()
+
+
 async def run_http(name: str, port: int, times: list[float], texts: list[str], tokens: int,
-                   procs: Procs) -> Result:
+                   procs: Procs, redis_url: str | None = None) -> Result:
     result = Result(name)
     cpu_before = procs.cpu_s()
     client_before = own_cpu_s()
+    redis_before = redis_cpu_s(redis_url) if redis_url else 0.0
 
     async def one(i: int, t_sched: float, prompt: str) -> None:
         await asyncio.sleep(max(0.0, t_sched - (time.perf_counter() - t0)))
@@ -188,8 +199,12 @@ async def run_http(name: str, port: int, times: list[float], texts: list[str], t
     t0 = time.perf_counter()
     await asyncio.gather(*(one(i, t, p) for i, (t, p) in enumerate(zip(times, texts, strict=True))))
     cpu_after = procs.cpu_s()
-    result.cpu_ms_per_request = {k.rsplit("-", 1)[0]: (v - cpu_before.get(k, 0.0)) * 1000 / len(times)
-                                 for k, v in cpu_after.items()}
+    for k, v in cpu_after.items():  # summed over the processes of one kind (--procs)
+        name = k.rsplit("-", 1)[0]
+        result.cpu_ms_per_request[name] = (result.cpu_ms_per_request.get(name, 0.0)
+                                           + (v - cpu_before.get(k, 0.0)) * 1000 / len(times))
+    if redis_url:
+        result.cpu_ms_per_request["redis-server"] = (redis_cpu_s(redis_url) - redis_before) * 1000 / len(times)
     result.cpu_ms_per_request["client"] = (own_cpu_s() - client_before) * 1000 / len(times)
     return result
 
@@ -206,6 +221,7 @@ def write_config(path: Path, args: argparse.Namespace, prefix: str, redis_url: s
     path.write_text(f"""
 [server]
 shutdown_grace_s = 2
+reuse_port = {"true" if getattr(args, "procs", 1) > 1 else "false"}
 log_level = "warning"
 [auth]
 enabled = false
@@ -328,8 +344,11 @@ def report(results: list[Result], args: argparse.Namespace, warmup: float, times
     for r in results:
         if r.cpu_ms_per_request:
             cpu = ", ".join(f"{k} {v:.2f}" for k, v in r.cpu_ms_per_request.items())
+            # What the whole setup asks of the machine at this rate: above the core count, it is saturated.
+            cores = sum(r.cpu_ms_per_request.values()) * args.rate / 1000
             lines.append(f"CPU per request, {r.name}: {cpu} (ms, whole run incl. warm-up; load average "
-                         f"{r.load[0]:.2f} -> {r.load[1]:.2f})")
+                         f"{r.load[0]:.2f} -> {r.load[1]:.2f}); at {args.rate:g} req/s all of these together "
+                         f"need {cores:.2f} of the machine's {os.cpu_count()} cores")
     errors = {e for r in results for s in r.samples if (e := s.error)}
     if errors:
         lines.append(f"errors seen: {sorted(errors)[:5]}")
@@ -359,7 +378,8 @@ async def main(args: argparse.Namespace) -> None:
                     name = target if args.rounds == 1 else f"{target}#{round_ + 1}"
                     port = await start_target(target, procs, tmpdir, args, prefix)
                     load_before = os.getloadavg()[0]
-                    result = await run_http(name, port, times, texts, args.tokens, procs)
+                    result = await run_http(name, port, times, texts, args.tokens, procs,
+                                            args.redis if target == "redis" else None)
                     result.load = (load_before, os.getloadavg()[0])
                     results.append(measured(result, keep))
                     procs.stop()
@@ -384,11 +404,12 @@ async def start_target(target: str, procs: Procs, tmpdir: Path, args: argparse.N
     else:
         cfg = tmpdir / f"{target}.toml"
         write_config(cfg, args, prefix, args.redis, target)
-        if target == "redis":
-            procs.start("worker", "--config", str(cfg))
-            procs.start("gateway", "--config", str(cfg), "--port", str(port))
-        else:
-            procs.start("serve", "--config", str(cfg), "--port", str(port))
+        for _ in range(args.procs):  # several share the port (server.reuse_port): the kernel spreads connections
+            if target == "redis":
+                procs.start("worker", "--config", str(cfg))
+                procs.start("gateway", "--config", str(cfg), "--port", str(port))
+            else:
+                procs.start("serve", "--config", str(cfg), "--port", str(port))
         await wait_ready(port)
     await warm(port, args.tokens)
     return port
@@ -404,6 +425,8 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second (Poisson)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of measured load")
     parser.add_argument("--tokens", type=int, default=16)
+    parser.add_argument("--procs", type=int, default=1,
+                        help="processes per lockgate role: N serve, or N gateways + N workers (shared port)")
     parser.add_argument("--ttft-ms", type=float, default=20.0)
     parser.add_argument("--tpot-ms", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=1)

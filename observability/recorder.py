@@ -16,7 +16,6 @@ from opentelemetry.util.types import AttributeValue
 from backends.events import Completed, Delta, Failed, Started
 from backends.request import GenerationRequest
 from observability import semconv as sc
-from observability.bulk import record_many
 from observability.propagation import trace_id_hex, traceparent_of
 from observability.telemetry import Telemetry
 
@@ -59,7 +58,8 @@ class RequestRecorder:
         self._itl_tokens = 0
         self._itl: list[float] = []
         self._ended = False
-        telemetry.instruments.in_flight.add(1, {sc.REQUEST_MODEL: request.model})
+        self._model_attrs: dict[str, AttributeValue] = {sc.REQUEST_MODEL: request.model}
+        telemetry.buffer.record(telemetry.instruments.in_flight, 1, self._model_attrs)
 
     @property
     def trace_id(self) -> str | None:
@@ -67,7 +67,9 @@ class RequestRecorder:
 
     def routed(self, backend: str, engine: str, arm: str, attempt: int, decision: Mapping[str, str]) -> None:
         self.backend = backend
-        self._metric_attrs.update({sc.BACKEND: backend, sc.PROVIDER: engine, sc.ARM: "shadow" if self._shadow else arm})
+        # A new dict, not an update: records already buffered (observability/buffer.py) hold the old one.
+        self._metric_attrs = {**self._metric_attrs, sc.BACKEND: backend, sc.PROVIDER: engine,
+                              sc.ARM: "shadow" if self._shadow else arm}
         self.span.set_attributes({sc.BACKEND: backend, sc.PROVIDER: engine, sc.ARM: arm, sc.ATTEMPT: attempt,
                                   **{f"lockgate.route.{k}": v for k, v in decision.items()}})
 
@@ -83,16 +85,17 @@ class RequestRecorder:
 
     def retry(self, allowed: bool) -> None:
         outcome = "allowed" if allowed else "budget_exhausted"
-        self._t.instruments.retries.add(1, {sc.REQUEST_MODEL: self._request.model, sc.OUTCOME: outcome})
+        self._t.buffer.record(self._t.instruments.retries, 1,
+                              {sc.REQUEST_MODEL: self._request.model, sc.OUTCOME: outcome})
         self.span.add_event("retry", {sc.OUTCOME: outcome})
 
     def enqueued(self, enqueued_ns: int) -> None:
-        self._t.instruments.overhead.record(max(0.0, (enqueued_ns - self.received_ns) / 1e9),
-                                            {**self._metric_attrs, sc.PHASE: "request"})
+        self._t.buffer.record(self._t.instruments.overhead, max(0.0, (enqueued_ns - self.received_ns) / 1e9),
+                              {**self._metric_attrs, sc.PHASE: "request"})
 
     def started(self, event: Started, enqueued_ns: int) -> None:
         self.queue_wait = max(0.0, (event.t_ns - enqueued_ns) / 1e9)
-        self._t.instruments.queue_wait.record(self.queue_wait, self._metric_attrs)
+        self._t.buffer.record(self._t.instruments.queue_wait, self.queue_wait, self._metric_attrs)
         self.span.set_attribute(sc.QUEUE_WAIT, self.queue_wait)
 
     def chunk_sent(self, delta: Delta) -> None:
@@ -103,12 +106,13 @@ class RequestRecorder:
         if self.first is None:
             self.first = now
             ttft = now - self.received
-            self._t.instruments.ttft.record(ttft, self._metric_attrs)
+            self._t.buffer.record(self._t.instruments.ttft, ttft, self._metric_attrs)
             self.span.set_attribute(sc.TIME_TO_FIRST_CHUNK, ttft)
             self.span.add_event("first_token")
             if delta.t_ns:
                 relay = max(0.0, (time.time_ns() - delta.t_ns) / 1e9)
-                self._t.instruments.overhead.record(relay, {**self._metric_attrs, sc.PHASE: "first_chunk"})
+                self._t.buffer.record(self._t.instruments.overhead, relay,
+                                      {**self._metric_attrs, sc.PHASE: "first_chunk"})
         elif self.last is not None:
             per_token = (now - self.last) / delta.tokens
             self._itl_sum += now - self.last
@@ -126,12 +130,13 @@ class RequestRecorder:
             sc.RESPONSE_MODEL: self._request.model, sc.RESPONSE_ID: response_id,
             sc.RESPONSE_FINISH_REASONS: list(event.finish_reasons),
             sc.USAGE_INPUT: event.prompt_tokens, sc.USAGE_OUTPUT: event.completion_tokens})
-        self._t.instruments.tokens.record(event.prompt_tokens, {**self._metric_attrs, sc.TOKEN_TYPE: "input"})
-        self._t.instruments.tokens.record(event.completion_tokens, {**self._metric_attrs, sc.TOKEN_TYPE: "output"})
+        tokens = self._t.instruments.tokens
+        self._t.buffer.record(tokens, event.prompt_tokens, {**self._metric_attrs, sc.TOKEN_TYPE: "input"})
+        self._t.buffer.record(tokens, event.completion_tokens, {**self._metric_attrs, sc.TOKEN_TYPE: "output"})
         n_out = event.completion_tokens
         if self.first is not None and self.last is not None and n_out >= 2:
             tpot = (self.last - self.first) / (n_out - 1)
-            self._t.instruments.tpot.record(tpot, self._metric_attrs)
+            self._t.buffer.record(self._t.instruments.tpot, tpot, self._metric_attrs)
             self.span.set_attribute(sc.TPOT, tpot)
         if self._itl_tokens:
             self.span.set_attribute(sc.ITL_MEAN, self._itl_sum / self._itl_tokens)
@@ -151,13 +156,15 @@ class RequestRecorder:
         if self._ended:
             return
         self._ended = True
-        record_many(self._t.instruments.itl, self._itl, self._metric_attrs)
-        self._itl.clear()
+        if self._itl:
+            # Handed over, not copied: this recorder never touches the list again.
+            self._t.buffer.record(self._t.instruments.itl, self._itl, self._metric_attrs)
+            self._itl = []
         attrs = {**self._metric_attrs, sc.OUTCOME: outcome}
         if outcome != "ok":
             attrs[sc.ERROR_TYPE] = outcome
-        self._t.instruments.duration.record(time.perf_counter() - self.received, attrs)
-        self._t.instruments.requests.add(1, attrs)
-        self._t.instruments.in_flight.add(-1, {sc.REQUEST_MODEL: self._request.model})
+        self._t.buffer.record(self._t.instruments.duration, time.perf_counter() - self.received, attrs)
+        self._t.buffer.record(self._t.instruments.requests, 1, attrs)
+        self._t.buffer.record(self._t.instruments.in_flight, -1, self._model_attrs)
         self.span.set_attribute(sc.OUTCOME, outcome)
         self.span.end()

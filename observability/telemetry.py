@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway import __version__
 from gateway.config.schema import TelemetryConfig
+from observability.buffer import RecordBuffer
 from observability.exporters import effective, metric_reader, span_exporter
 from observability.instruments import Instruments
 
@@ -39,6 +40,8 @@ class Telemetry:
         self.tracer: Tracer = self._tracer_provider.get_tracer(SCOPE, __version__)
         self.meter: Meter = self._meter_provider.get_meter(SCOPE, __version__)
         self.instruments = Instruments(self.meter)
+        self.buffer = RecordBuffer(self.meter)
+        """Per-request records go through here (observability/buffer.py); others may record directly."""
         self.record_content = record_content
         self.prometheus = prometheus
         """The registry behind ``GET /metrics`` (None when Prometheus exposition is off)."""
@@ -76,6 +79,7 @@ class Telemetry:
         return cls(tp, mp, record_content=config.record_content, prometheus=registry)
 
     def shutdown(self) -> None:
+        self.buffer.flush()  # before the providers' final export
         for provider in (self._tracer_provider, self._meter_provider):
             if isinstance(provider, TracerProvider | MeterProvider):
                 provider.shutdown()

@@ -30,7 +30,7 @@ from dispatch.redis.connection import CLUSTER_UNAVAILABLE, REDIS_ERRORS, RedisCl
 from dispatch.redis.failover import MasterWatch
 from dispatch.redis.keys import GROUP, Keys
 from dispatch.redis.outbox import GatewayGone, InboxUnreachable, JobCancelled, Outbox, StopJob
-from dispatch.redis.scripts import Scripts
+from dispatch.redis.scripts import Scripts, take_when_rung
 from dispatch.redis.ticket import lost_after_tokens
 from dispatch.redis.wire import WorkerReport, decode_report, encode_report
 from dispatch.redis.writer import InboxWriter
@@ -161,12 +161,12 @@ class RedisWorker:
                     lane.room.clear()
                     await lane.room.wait()
                     continue
-                rows = await self.scripts.take(keys=lane.queue_keys, args=[GROUP, self.worker_id, lane.free,
-                                                                           int(self.config.stream_ttl_s)])
+                take_args: list[str | int] = [GROUP, self.worker_id, lane.free, int(self.config.stream_ttl_s)]
+                rows = await self.scripts.take(keys=lane.queue_keys, args=take_args)
+                if not rows:
+                    rows = await take_when_rung(self.redis, self.scripts, lane.queue_keys, lane.bell,
+                                                self.config.block_ms / 1000, take_args)
                 taken = [(s, i, _pairs(f)) for s, i, f in rows]
-                if not taken:
-                    # Each submit rings the bell; the next take finds the job (or another worker already has).
-                    await self.redis.blpop([lane.bell], timeout=self.config.block_ms / 1000)
                 for stream, entry_id, fields in taken:
                     self._spawn(name, lane, _str(stream), _str(entry_id), fields.get(b"job", b""), 1)
                 backoff = 0.05

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -10,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from dispatch.redis.keys import GROUP, Keys
-from dispatch.redis.scripts import Scripts
+from dispatch.redis.scripts import Scripts, take_when_rung
 
 URL = os.environ.get("LOCKGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
@@ -124,3 +126,41 @@ async def test_reclaim_takes_idle_jobs_with_their_delivery_count(env: tuple[Redi
     assert [(r[2], r[1][1]) for r in rows] == [(2, b"a")]
     pending = await redis.xpending_range(stream, GROUP, "-", "+", 10)
     assert pending[0]["consumer"] == b"w2"
+
+
+async def rung_take(redis: Redis, scripts: Scripts, keys: Keys, timeout_s: float) -> list[object]:
+    return await take_when_rung(redis, scripts, keys.queue_keys("b"), keys.bell("b"), timeout_s, [GROUP, "w", 4, 60])
+
+
+@pytest.mark.anyio
+async def test_an_idle_worker_gets_the_job_in_the_bells_reply(env: tuple[Redis, Scripts, Keys]) -> None:
+    redis, scripts, keys = env
+    waiting = asyncio.create_task(rung_take(redis.client(), scripts, keys, 10.0))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    t0 = time.monotonic()
+    await submit(scripts, keys, 0, b"job-a")
+    rows = await asyncio.wait_for(waiting, 5)
+    assert time.monotonic() - t0 < 2  # woken by the submit, not by the 10 s timeout
+    assert [(r[2]) for r in rows] == [[b"job", b"job-a"]]  # type: ignore[index]
+    # Taken as this consumer: the job is pending in the group, no longer waiting.
+    pending = await redis.xpending(keys.jobs("b", 0), GROUP)
+    assert pending["pending"] == 1
+    assert await redis.zcard(keys.fair_queues("b")[0]) == 0
+
+
+@pytest.mark.anyio
+async def test_a_wait_that_times_out_takes_nothing(env: tuple[Redis, Scripts, Keys]) -> None:
+    redis, scripts, keys = env
+    t0 = time.monotonic()
+    assert await rung_take(redis, scripts, keys, 0.3) == []
+    assert 0.25 < time.monotonic() - t0 < 3
+
+
+@pytest.mark.anyio
+async def test_a_flushed_script_cache_falls_back_to_loading_take(env: tuple[Redis, Scripts, Keys]) -> None:
+    redis, scripts, keys = env
+    await submit(scripts, keys, 1, b"job-b")
+    await redis.script_flush()  # what a Redis restart or a failover to a fresh replica does
+    rows = await rung_take(redis, scripts, keys, 5.0)
+    assert [(r[2]) for r in rows] == [[b"job", b"job-b"]]  # type: ignore[index]
