@@ -121,6 +121,9 @@ class CompletionService:
             headers["x-lockgate-queue-ms"] = f"{recorder.queue_wait * 1000:.2f}"
         if execution.first_arrival is not None:
             headers["x-lockgate-ttft-ms"] = f"{(execution.first_arrival - recorder.received) * 1000:.2f}"
+            if isinstance(first, Delta):
+                for name, ms in recorder.first_token_path(first, execution.first_arrival).items():
+                    headers[f"x-lockgate-{name}-ms"] = f"{ms:.2f}"
         if gen_request.stream:
             sse = _SSEBody(first, execution, renderer, recorder, ending, allowance, rt.tenancy)
             return EventStream(sse, headers={**SSE_HEADERS, **headers})

@@ -51,6 +51,7 @@ class RequestRecorder:
             sc.BACKEND: "none", sc.ARM: "shadow" if self._shadow else "default"}
         self.backend = ""
         self.queue_wait: float | None = None
+        self.started_ns: int | None = None
         self.first: float | None = None
         self.last: float | None = None
         self.tokens = 0
@@ -94,9 +95,26 @@ class RequestRecorder:
                               {**self._metric_attrs, sc.PHASE: "request"})
 
     def started(self, event: Started, enqueued_ns: int) -> None:
+        self.started_ns = event.t_ns
         self.queue_wait = max(0.0, (event.t_ns - enqueued_ns) / 1e9)
         self._t.buffer.record(self._t.instruments.queue_wait, self.queue_wait, self._metric_attrs)
         self.span.set_attribute(sc.QUEUE_WAIT, self.queue_wait)
+
+    def first_token_path(self, first: Delta, arrived: float) -> dict[str, float]:
+        """Where the first token's time went after the queue, in ms, for the response headers and the span.
+
+        ``engine-ttft``: from the job's start in the worker to the engine's first chunk reaching the worker (the
+        worker -> engine call plus the engine's own TTFT). ``relay``: from there until the gateway had it (worker
+        -> dispatch -> gateway). ``arrived`` is the gateway's perf_counter at that moment. Both compare wall
+        clocks of two processes: exact on one host, off by the clock skew across hosts.
+        """
+        if not first.t_ns or self.started_ns is None:
+            return {}
+        arrived_ns = self.received_ns + round((arrived - self.received) * 1e9)
+        engine = max(0, first.t_ns - self.started_ns) / 1e6
+        relay = max(0, arrived_ns - first.t_ns) / 1e6
+        self.span.set_attributes({sc.ENGINE_TTFT: engine / 1000, sc.FIRST_RELAY: relay / 1000})
+        return {"engine-ttft": engine, "relay": relay}
 
     def chunk_sent(self, delta: Delta) -> None:
         """Called right after a token-carrying chunk was handed to the client connection."""

@@ -159,13 +159,14 @@ def client_figures(records: list[Any]) -> dict[str, Any]:
     ok = [r for r in records if r.outcome == "ok"]
     derived = [derive(r) for r in ok]
     itl = [x for m in derived for x in m.itl]
-    headers: dict[str, list[float]] = {"queue-ms": [], "ttft-ms": []}
+    # Exact names: x-lockgate-engine-ttft-ms also ends in "ttft-ms".
+    headers: dict[str, list[float]] = {"queue": [], "ttft": [], "engine-ttft": [], "relay": []}
     for r in ok:
         for k, v in r.gateway_headers.items():
-            for suffix, xs in headers.items():
-                if k.lower().endswith(suffix):
-                    with contextlib.suppress(ValueError):
-                        xs.append(float(v) / 1000)
+            xs = headers.get(k.lower().removeprefix("x-lockgate-").removesuffix("-ms"))
+            if xs is not None:
+                with contextlib.suppress(ValueError):
+                    xs.append(float(v) / 1000)
     span = (max(r.t_end for r in ok) - min(r.t_send for r in ok)) if ok else 0.0
     return {
         "requests": len(records), "ok": len(ok), "n_out": sum(r.n_out or 0 for r in ok),
@@ -173,7 +174,9 @@ def client_figures(records: list[Any]) -> dict[str, Any]:
         "ttft": _mean([m.ttft for m in derived if m.ttft is not None]),
         "tpot": _mean([m.tpot for m in derived if m.tpot is not None]),
         "itl": _mean(itl), "e2e": _mean([m.e2e for m in derived if m.e2e is not None]),
-        "gateway_queue": _mean(headers["queue-ms"]), "gateway_ttft": _mean(headers["ttft-ms"]),
+        "gateway_queue": _mean(headers["queue"]), "gateway_ttft": _mean(headers["ttft"]),
+        # The first token's time after the queue, split at the worker (x-lockgate-engine-ttft-ms, -relay-ms).
+        "worker_engine_ttft": _mean(headers["engine-ttft"]), "gateway_relay": _mean(headers["relay"]),
     }
 
 

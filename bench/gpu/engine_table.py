@@ -86,6 +86,7 @@ def pooled(runs: list[dict[str, Any]], pin: dict[str, Any]) -> dict[str, Any]:
         **{f"client_{k}": client(k) for k in ("ttft", "tpot", "e2e")},
         "client_itl": client("itl", "n_out"),
         "gateway_queue": client("gateway_queue"), "gateway_ttft": client("gateway_ttft"),
+        "worker_engine_ttft": client("worker_engine_ttft"), "gateway_relay": client("gateway_relay"),
         **{f"vllm_{k}": hist(k) for k in HIST if k != "step"},
         "vllm_batch": eng(GEN) / steps if steps else None,
         "vllm_tokens_per_step": hist("step"),
@@ -161,6 +162,18 @@ def render(gs: list[dict[str, Any]], baseline: str | None) -> str:
             f"| {f(g['cpu_client'], 1, '.2f')} "
             f"| {f(g['busy_all'], 100, '.0f')}% / {f(g['busy_vllm_set'], 100, '.0f')}% "
             f"/ {f(g['busy_rest_set'], 100, '.0f')}% | {f(g['steal'], 100, '.1f')}% |")
+    split = [g for g in gs if g.get("worker_engine_ttft") is not None]
+    if split:
+        # Where lockgate's first token went, from its own headers (means, ms): client TTFT = (the client's and
+        # the gateway's intake) + queue + worker -> engine -> worker + relay to the gateway.
+        out += ["", "| condition | load | target | client TTFT | gateway TTFT | queue | engine as the worker saw it "
+                "| vLLM TTFT | relay worker -> gateway |",
+                "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+        for g in split:
+            out.append(f"| {g['condition']} | {load(g)} | {g['target']} | {f(g['client_ttft'], 1e3)} "
+                       f"| {f(g['gateway_ttft'], 1e3)} | {f(g['gateway_queue'], 1e3)} "
+                       f"| {f(g['worker_engine_ttft'], 1e3)} | {f(g['vllm_ttft'], 1e3)} "
+                       f"| {f(g['gateway_relay'], 1e3)} |")
     if baseline:
         base = {(g["condition"], g["x"]): g for g in gs if g["target"] == baseline}
         out += ["", f"| condition | load | target | output tok/s vs {baseline} (client, all requests) "

@@ -100,3 +100,45 @@ def test_tables_compare_each_target_with_the_baseline_at_the_same_point() -> Non
     assert f"{req_per_hour:,.0f}" in out[2]
     assert pytest.approx(float(ratios[1].split("|")[5].strip().rstrip("x"))) == round(
         1000 / 256 * 3600 / tables.REFERENCE_REQ_PER_HOUR, 1)
+
+
+def test_engine_probe_reads_each_lockgate_header_by_its_exact_name() -> None:
+    from bench.gpu.engine_probe import client_figures
+    from loadtest.record import RequestRecord
+
+    def rec(i: int, headers: dict[str, str]) -> RequestRecord:
+        return RequestRecord(target="lockgate-vllm", point=0, round=0, index=i, prompt_id=str(i), t_sched=0.0,
+                             t_send=float(i), t_first=i + 0.1, t_last=i + 0.3, t_end=i + 0.3,
+                             chunk_offsets=[0.1, 0.2, 0.3], chunk_tokens=[1, 1, 1], n_out=3, outcome="ok",
+                             status=200, gateway_headers=headers)
+
+    records = [rec(0, {"x-lockgate-queue-ms": "2", "x-lockgate-ttft-ms": "100", "x-lockgate-engine-ttft-ms": "80",
+                       "x-lockgate-relay-ms": "4"}),
+               rec(1, {"x-lockgate-queue-ms": "4", "x-lockgate-ttft-ms": "120", "x-lockgate-engine-ttft-ms": "90",
+                       "x-lockgate-relay-ms": "6", "x-lockgate-backend": "vllm-a"})]
+    figures = client_figures(records)
+    # engine-ttft-ms also ends in "ttft-ms": matched by suffix it would have pulled the gateway's TTFT down.
+    assert figures["gateway_ttft"] == pytest.approx(0.110)
+    assert figures["worker_engine_ttft"] == pytest.approx(0.085)
+    assert figures["gateway_relay"] == pytest.approx(0.005)
+    assert figures["gateway_queue"] == pytest.approx(0.003)
+    assert client_figures([rec(0, {})])["worker_engine_ttft"] is None
+
+
+def test_engine_table_splits_lockgates_first_token_when_the_headers_were_recorded(tmp_path: Path) -> None:
+    from bench.gpu import engine_table
+
+    measured = ROOT / "docs/gpu-bakeoff/cpu-pinning/engine-pinned-1-engine.json"
+    data = json.loads(measured.read_text())
+    before = engine_table.render(engine_table.groups([measured]), "vllm-direct")
+    assert "engine as the worker saw it" not in before  # runs from before the headers existed: no split table
+    for run in data["runs"]:
+        if run["target"] == "lockgate-vllm":
+            run["client"].update(worker_engine_ttft=0.050, gateway_relay=0.004)
+    path = tmp_path / "engine.json"
+    path.write_text(json.dumps(data))
+    table = engine_table.render(engine_table.groups([path]), "vllm-direct")
+    rows = [line for line in table.split("engine as the worker saw it", 1)[1].splitlines() if "lockgate-vllm" in line]
+    assert rows, table
+    assert all(line.rstrip(" |").endswith("4.0") for line in rows[:4])
+    assert all("| 50.0 |" in line for line in rows[:4])

@@ -39,6 +39,11 @@ def test_request_spans_and_latency_metrics() -> None:
             headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
         assert resp.status_code == 200
         trace_id = resp.headers["x-lockgate-trace-id"]
+        engine_ttft = float(resp.headers["x-lockgate-engine-ttft-ms"])
+        relay = float(resp.headers["x-lockgate-relay-ms"])
+        assert 30 <= engine_ttft < 200  # the simulator's TTFT, as the worker saw it
+        assert 0 <= relay < 50
+        assert engine_ttft + relay <= float(resp.headers["x-lockgate-ttft-ms"]) + 1
         assert server.wait_for(lambda: len(spans.get_finished_spans()) >= 3)
     by_kind = {s.kind: s for s in spans.get_finished_spans()}
     server_span, producer, consumer = by_kind[SpanKind.SERVER], by_kind[SpanKind.PRODUCER], by_kind[SpanKind.CONSUMER]
@@ -57,6 +62,8 @@ def test_request_spans_and_latency_metrics() -> None:
     assert attrs["gen_ai.response.finish_reasons"] == ("length",)
     assert attrs["lockgate.backend"] == "sim"
     assert float(attrs["gen_ai.response.time_to_first_chunk"]) >= 0.03  # type: ignore[arg-type]
+    assert attrs["lockgate.engine_ttft_s"] == pytest.approx(engine_ttft / 1000, abs=1e-5)
+    assert attrs["lockgate.first_token_relay_s"] == pytest.approx(relay / 1000, abs=1e-5)
     assert [e.name for e in server_span.events] == ["first_token", "finish"]
 
     points = metric_points(reader)
