@@ -226,3 +226,29 @@ def test_with_the_no_op_meter_nothing_is_held() -> None:
         assert buffer.pending == 0
 
     asyncio.run(scenario())
+
+
+def test_the_timers_flush_lets_the_loop_run_between_slices() -> None:
+    side = _Side(AggregationTemporality.CUMULATIVE)
+    # slice_s=0: every slice is over budget, so each loop turn hands over exactly one.
+    buffer = RecordBuffer(side.meter, linger_s=0.01, slice_s=0.0)
+    turns: list[int] = []
+
+    async def scenario() -> None:
+        for i in range(4):
+            buffer.record(side.hist, [0.01] * 100, {"set": i})  # 4 groups of 100 values: 8 slices of <= 64
+        await asyncio.sleep(0.05)  # the timer fires; its drain goes on turn by turn
+        assert buffer.pending == 0
+        buffer.record(side.hist, [0.02] * 200, {"set": "b"})  # 4 slices
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.01, lambda: turns.append(buffer.pending))  # right after the timer's own turn
+        await asyncio.sleep(0.011)
+        while buffer.pending:
+            turns.append(buffer.pending)
+            await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    assert buffer.records == 600
+    # Other callbacks ran while slices were still waiting: the flush never took the loop for all four at once.
+    assert 0 < max(turns) < 4
+    assert sum(p[3] for p in _points(side.reader.get_metrics_data())) == 600  # type: ignore[misc]
