@@ -221,7 +221,7 @@ def write_config(path: Path, args: argparse.Namespace, prefix: str, redis_url: s
     path.write_text(f"""
 [server]
 shutdown_grace_s = 2
-reuse_port = {"true" if getattr(args, "procs", 1) > 1 else "false"}
+reuse_port = {"true" if args.procs > 1 else "false"}
 log_level = "warning"
 [auth]
 enabled = false
@@ -385,12 +385,28 @@ async def main(args: argparse.Namespace) -> None:
                     procs.stop()
         finally:
             procs.stop()
-            client = redis.Redis.from_url(args.redis)
-            leftovers = list(client.scan_iter(match=f"{prefix}:*"))
-            if leftovers:
-                client.delete(*leftovers)
-            client.close()
+            delete_prefix(args.redis, prefix)
     print(report(results, args, warmup, times))
+
+
+def start_lockgate(procs: Procs, target: str, cfg: Path, port: int, n: int) -> None:
+    """``serve`` (target embedded), or a worker and a gateway (target redis), ``n`` of each on one port: with
+    ``server.reuse_port`` (write_config sets it for n > 1) the kernel spreads the connections."""
+    for _ in range(n):
+        if target == "redis":
+            procs.start("worker", "--config", str(cfg))
+            procs.start("gateway", "--config", str(cfg), "--port", str(port))
+        else:
+            procs.start("serve", "--config", str(cfg), "--port", str(port))
+
+
+def delete_prefix(url: str, prefix: str) -> None:
+    """Whatever the run left in Redis under its own key prefix."""
+    client = redis.Redis.from_url(url)
+    leftovers = list(client.scan_iter(match=f"{prefix}:*"))
+    if leftovers:
+        client.delete(*leftovers)
+    client.close()
 
 
 async def start_target(target: str, procs: Procs, tmpdir: Path, args: argparse.Namespace, prefix: str) -> int:
@@ -404,12 +420,7 @@ async def start_target(target: str, procs: Procs, tmpdir: Path, args: argparse.N
     else:
         cfg = tmpdir / f"{target}.toml"
         write_config(cfg, args, prefix, args.redis, target)
-        for _ in range(args.procs):  # several share the port (server.reuse_port): the kernel spreads connections
-            if target == "redis":
-                procs.start("worker", "--config", str(cfg))
-                procs.start("gateway", "--config", str(cfg), "--port", str(port))
-            else:
-                procs.start("serve", "--config", str(cfg), "--port", str(port))
+        start_lockgate(procs, target, cfg, port, args.procs)
         await wait_ready(port)
     await warm(port, args.tokens)
     return port

@@ -23,13 +23,22 @@ import time
 import uuid
 from pathlib import Path
 
-import redis
 import uvloop
 
 # This checkout first (also when run from a copy of another revision, to compare).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.dispatch import Procs, Sample, free_port, http_request, wait_ready, warm, write_config
+from bench.dispatch import (
+    Procs,
+    Sample,
+    delete_prefix,
+    free_port,
+    http_request,
+    start_lockgate,
+    wait_ready,
+    warm,
+    write_config,
+)
 
 
 async def drive(port: int, n: int, rate: float, tokens: int, seed: int) -> list[Sample]:
@@ -94,21 +103,13 @@ async def main(args: argparse.Namespace) -> None:
                     cfg = tmpdir / f"{name}.toml"
                     write_config(cfg, args, prefix, args.redis, name)
                     port = free_port()
-                    if name == "embedded":
-                        procs.start("serve", "--config", str(cfg), "--port", str(port))
-                    else:
-                        procs.start("worker", "--config", str(cfg))
-                        procs.start("gateway", "--config", str(cfg), "--port", str(port))
+                    start_lockgate(procs, name, cfg, port, args.procs)
                     lines.append(f"round {round_ + 1} " + await measure(name, procs, port, args))
                     print(lines[-1], flush=True)
                     procs.stop()
         finally:
             procs.stop()
-            client = redis.Redis.from_url(args.redis)
-            leftovers = list(client.scan_iter(match=f"{prefix}:*"))
-            if leftovers:
-                client.delete(*leftovers)
-            client.close()
+            delete_prefix(args.redis, prefix)
 
 
 if __name__ == "__main__":
@@ -124,6 +125,8 @@ if __name__ == "__main__":
     parser.add_argument("--dispatch-option", action="append", metavar="KEY=VALUE",
                         help="a [dispatch] setting (TOML), repeatable, e.g. coalesce_ms=2")
     parser.add_argument("--targets", default="embedded,redis", help="comma-separated: embedded,redis")
+    parser.add_argument("--procs", type=int, default=1,
+                        help="processes per lockgate role: N serve, or N gateways + N workers (shared port)")
     parser.add_argument("--profile", help="record py-spy flame graphs of each process into this directory")
     parser.add_argument("--profile-format", default="flamegraph", choices=["flamegraph", "raw", "speedscope"],
                         help="py-spy output: flamegraph (SVG), raw (collapsed stacks, text) or speedscope")
