@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import Deployment
+from .harness import Deployment, ttl_checked
 
 
 @pytest.fixture
@@ -16,12 +16,5 @@ def anyio_backend() -> str:
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[Deployment]:
     """Processes and keys of one test. Afterwards (invariant 9): every key the test left has a TTL."""
-    dep = Deployment(tmp_path)
-    try:
+    with ttl_checked(Deployment(tmp_path)) as dep:
         yield dep
-    finally:
-        dep.close()
-        try:
-            assert dep.keys_without_ttl() == [], "lockgate keys without a TTL"
-        finally:
-            dep.cleanup()

@@ -5,6 +5,7 @@ Every test gets its own key prefix (and the shared Redis's DB 9), so tests never
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -294,3 +295,16 @@ def expected_text(prompt: str, max_tokens: int, seed: int = 7) -> str:
     rng = rng_for(f"<|user|>\n{prompt}\n<|assistant|>\n", seed, 0)
     natural_length(rng, options.eos_min_tokens, options.eos_max_tokens)  # drawn first by the simulator too
     return "".join(next_token(rng, i) for i in range(max_tokens))
+
+
+@contextlib.contextmanager
+def ttl_checked(dep: Deployment) -> Iterator[Deployment]:
+    """A test's deployment, stopped when the test ends; then (invariant 9) every key it left must have a TTL."""
+    try:
+        yield dep
+    finally:
+        dep.close()
+        try:
+            assert dep.keys_without_ttl() == [], "lockgate keys without a TTL"
+        finally:
+            dep.cleanup()

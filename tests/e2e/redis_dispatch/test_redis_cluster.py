@@ -17,7 +17,16 @@ import httpx
 import openai
 import pytest
 
-from .harness import Deployment, body, content_of, expected_text, sse_events, stream_in_background, wait_until
+from .harness import (
+    Deployment,
+    body,
+    content_of,
+    expected_text,
+    sse_events,
+    stream_in_background,
+    ttl_checked,
+    wait_until,
+)
 from .topology import Cluster
 
 
@@ -31,15 +40,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 @pytest.fixture
 def dep(tmp_path: Path, cluster: Cluster) -> Iterator[Deployment]:
     """A deployment on the cluster; afterwards no key of the test without a TTL on any master."""
-    d = Deployment(tmp_path, redis_url=cluster.url, client=cluster.client())
-    try:
+    with ttl_checked(Deployment(tmp_path, redis_url=cluster.url, client=cluster.client())) as d:
         yield d
-    finally:
-        d.close()
-        try:
-            assert d.keys_without_ttl() == [], "lockgate keys without a TTL"
-        finally:
-            d.cleanup()
 
 
 def test_streamed_and_plain_requests_through_the_openai_sdk(dep: Deployment) -> None:

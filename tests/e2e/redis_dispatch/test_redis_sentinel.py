@@ -19,7 +19,7 @@ import redis.asyncio
 from dispatch.redis.connection import connect
 from gateway.config.redis_target import parse_url
 
-from .harness import Deployment, body, content_of, expected_text, sse_events, wait_until
+from .harness import Deployment, body, content_of, expected_text, sse_events, ttl_checked, wait_until
 from .topology import PASSWORD, SENTINEL_PASSWORD, SentinelSetup
 
 
@@ -35,14 +35,8 @@ def dep(tmp_path: Path, sentinel: SentinelSetup) -> Iterator[Deployment]:
     """A deployment through the Sentinel; afterwards no key of the test without a TTL on the (current) master."""
     d = Deployment(tmp_path, redis_url=sentinel.url, client=sentinel.client(),
                    dispatch={"redis": {"sentinel_password": SENTINEL_PASSWORD}})
-    try:
+    with ttl_checked(d):
         yield d
-    finally:
-        d.close()
-        try:
-            assert d.keys_without_ttl() == [], "lockgate keys without a TTL"
-        finally:
-            d.cleanup()
 
 
 def _chat(client: openai.OpenAI, prompt: str, *, stream: bool) -> str:
