@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -20,24 +21,47 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 
-def _value(v: AnyValue) -> Any:
+def value_of(v: AnyValue, array: Callable[[list[Any]], Any] = list) -> Any:
+    """An OTLP attribute value as Python; arrays through ``array`` (list for JSON, tuple as the SDK keeps them)."""
     kind = v.WhichOneof("value")
     if kind == "array_value":
-        return [_value(x) for x in v.array_value.values]
+        return array([value_of(x, array) for x in v.array_value.values])
     return getattr(v, kind) if kind else None
+
+
+def handler_for(on_traces: Callable[[ExportTraceServiceRequest], None]) -> type[BaseHTTPRequestHandler]:
+    """An OTLP/HTTP (protobuf) request handler: ``/v1/traces`` bodies go to ``on_traces``; every POST gets the
+    empty success response an exporter expects."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if self.path == "/v1/traces":
+                on_traces(ExportTraceServiceRequest.FromString(body))
+            payload = ExportTraceServiceResponse().SerializeToString()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    return Handler
 
 
 def spans_of(request: ExportTraceServiceRequest) -> list[dict[str, Any]]:
     rows = []
     for rs in request.resource_spans:
-        service = next((_value(a.value) for a in rs.resource.attributes if a.key == "service.name"), "")
+        service = next((value_of(a.value) for a in rs.resource.attributes if a.key == "service.name"), "")
         for ss in rs.scope_spans:
             for s in ss.spans:
                 rows.append({
                     "service": service, "name": s.name, "kind": s.kind, "trace_id": s.trace_id.hex(),
                     "span_id": s.span_id.hex(), "parent_span_id": s.parent_span_id.hex(),
                     "start_ns": s.start_time_unix_nano, "end_ns": s.end_time_unix_nano,
-                    "attributes": {a.key: _value(a.value) for a in s.attributes},
+                    "attributes": {a.key: value_of(a.value) for a in s.attributes},
                     "events": [{"name": e.name, "time_ns": e.time_unix_nano} for e in s.events],
                     "status_code": s.status.code,
                 })
@@ -51,24 +75,12 @@ def main() -> None:
     args = parser.parse_args()
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            if self.path == "/v1/traces":
-                rows = spans_of(ExportTraceServiceRequest.FromString(body))
-                with lock, open(args.out, "a") as fh:
-                    fh.writelines(json.dumps(r) + "\n" for r in rows)
-            payload = ExportTraceServiceResponse().SerializeToString()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+    def write(request: ExportTraceServiceRequest) -> None:
+        rows = spans_of(request)
+        with lock, open(args.out, "a") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in rows)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    ThreadingHTTPServer(("127.0.0.1", args.port), Handler).serve_forever()
+    ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(write)).serve_forever()
 
 
 if __name__ == "__main__":
