@@ -6,10 +6,13 @@ first one reuse them. Idempotent: a stamp file marks a finished build, and a loc
 (parallel test sessions) from racing.
 
 Usage: python scripts/engines/vllm_cpu.py [venv|model|all]   (prints the paths as JSON)
+       python scripts/engines/vllm_cpu.py serve --port P [--served-model-name N] [--max-model-len L] [VLLM ARGS]
+           (becomes vLLM's OpenAI server on the tiny model, same pid: the one command line tests and benchmarks use)
 """
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import json
 import os
@@ -125,8 +128,31 @@ def ensure_model(python: Path) -> Path:
         return out
 
 
+def serve(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="vllm_cpu.py serve")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--served-model-name", default="tiny-llama")
+    parser.add_argument("--max-model-len", type=int, default=4096)
+    args, extra = parser.parse_known_args(argv)
+    python = ensure_venv()
+    model = ensure_model(python)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+    # exec, not a child: the caller's process is the API server (its pid to signal, its CPU to measure).
+    os.execve(python, [
+        str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
+        "--served-model-name", args.served_model_name, "--host", "127.0.0.1", "--port", str(args.port),
+        "--max-model-len", str(args.max_model_len), "--dtype", "bfloat16",
+        "--hf-overrides", json.dumps({"max_position_embeddings": args.max_model_len}),
+        # No torch.compile: compiled, it compiled a graph for each new batch shape during the tests, stalling
+        # its engine core (and the 2-core box) for seconds, during which vLLM loses aborts.
+        "--enforce-eager", *extra], env)
+
+
 def main(argv: list[str]) -> int:
     what = argv[1] if len(argv) > 1 else "all"
+    if what == "serve":
+        serve(argv[2:])
     python = ensure_venv()
     paths = {"python": str(python)}
     if what in ("model", "all"):
