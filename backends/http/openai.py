@@ -46,9 +46,10 @@ def openai_call(request: GenerationRequest, model: str, *, extras: Iterable[str]
 class OpenAIChunks:
     """Chat or completion chunks -> Deltas and one Completed.
 
-    Token counts: with ``continuous_usage_stats`` each chunk carries cumulative usage, so a delta's token count
-    is exact (for ``n`` = 1); without it each text-bearing chunk counts as one token (engines send one decode
-    step per chunk) and the final usage chunk corrects the total in ``Completed``.
+    Token counts, the first that a chunk offers: its choice's ``token_ids`` (vLLM's ``return_token_ids``: exact
+    per choice, any ``n``); with ``continuous_usage_stats`` the cumulative usage (exact for ``n`` = 1); else each
+    text-bearing chunk counts as one token (engines send one decode step per chunk, but vLLM merges steps into
+    one chunk when its API server falls behind) and the final usage chunk corrects the total in ``Completed``.
     """
 
     def __init__(self, request: GenerationRequest) -> None:
@@ -73,8 +74,9 @@ class OpenAIChunks:
         for choice in chunk.get("choices") or ():
             index = int(choice.get("index", 0))
             text = _text(choice, self._chat)
-            tokens = exact if exact is not None else (1 if text else 0)
-            exact = 0 if exact is not None else None  # exact counts go to the first choice only (n = 1)
+            ids = choice.get("token_ids")
+            tokens = _count(ids, exact, text)
+            exact = 0 if exact is not None else None  # usage counts go to the first choice only (n = 1)
             if text or tokens:
                 self.tokens += tokens
                 out.append(Delta(text=text, tokens=tokens, index=index, t_ns=t_ns))
@@ -99,6 +101,14 @@ class OpenAIChunks:
             finish_reasons=tuple(self._finish.get(i, "stop") for i in range(self._n)),
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(completion) if isinstance(completion, int) else self.tokens)
+
+
+def _count(ids: Any, exact: int | None, text: str) -> int:
+    if isinstance(ids, list):
+        return len(ids)
+    if exact is not None:
+        return exact
+    return 1 if text else 0
 
 
 def _text(choice: dict[str, Any], chat: bool) -> str:

@@ -28,6 +28,8 @@ class VllmBackend(HttpBackend):
         body = dict(call.body)
         if self.options.priority_scheduling:
             body["priority"] = vllm_priority(request.priority)
+        if self.options.token_ids:
+            body["return_token_ids"] = True
         # X-Request-Id wins over the body's request_id in vLLM, and it is echoed back with
         # --enable-request-id-headers: one id from the client to the engine's logs.
         return EngineCall(path=call.path, body=body, prompt_param=call.prompt_param,

@@ -3,28 +3,35 @@
     python3 bench/gpu/pin.py topology          # logical CPUs per physical core, and the two sets it would use
     python3 bench/gpu/pin.py apply pinned      # vLLM's process tree -> VLLM set; lockgate, Redis, sink -> REST set
     python3 bench/gpu/pin.py apply open        # every one of them back to all CPUs (no restart)
+    python3 bench/gpu/pin.py apply again       # the last mode again, for processes started since
     python3 bench/gpu/pin.py exec -- CMD ...   # run CMD on the REST set when the last `apply` was `pinned`
+    python3 bench/gpu/pin.py stop-workers B..  # SIGTERM lockgate's workers of backends B.., wait until they left
 
 Sets: BAKE_PIN_VLLM_CPUS and BAKE_PIN_REST_CPUS (cpulists, e.g. 8-15 and 0-7) when given; otherwise vLLM gets the
 last BAKE_PIN_VLLM_CORES physical cores (default 3/8 of them, at least one) with all their hyperthread siblings,
 and the rest gets every other logical CPU, so no core is shared between the two. `apply` sets the affinity of every
 thread of every process (what `taskset -a -p -c` does, through the same sched_setaffinity call), repeats until no
 new thread turns up, and records the state in $W/pin.json for `exec` and for the engine phase's records.
-vLLM's processes are the tree under the pid that setup.sh saved in $W/vllm.pid (API server, engine core, helpers);
+vLLM's processes are the tree under the pid that setup.sh saved in $W/vllm.pid (API server, engine core, helpers;
+once `run.sh sglang-start` has replaced vLLM by SGLang, SGLang's launcher, scheduler and detokenizer);
 lockgate's are those started with --config $W/lockgate.toml, Redis the one in $W/redis.pid: nothing else is touched.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 W = Path(os.environ.get("W", "/tmp/bake"))
 SYS_CPU = Path("/sys/devices/system/cpu")
-VLLM_MARKERS = ("vllm.entrypoints.cli.main serve",)  # followed by the model's path under $W
+# Followed by the model's path under $W. The "vllm" set and roles hold the engine under test, SGLang's too.
+VLLM_MARKERS = ("vllm.entrypoints.cli.main serve", "sglang.launch_server --model-path")
 
 
 def parse_cpulist(text: str) -> list[int]:
@@ -150,7 +157,8 @@ def roles() -> dict[int, str]:
         if f"--config {W}/lockgate.toml" in cmd and "gateway.cli gateway" in cmd:
             out[int(entry.name)] = "gateway"
         elif f"--config {W}/lockgate.toml" in cmd and "gateway.cli worker" in cmd:
-            out[int(entry.name)] = "worker-hf" if "hf-a" in cmd else "worker-vllm"
+            out[int(entry.name)] = "worker-hf" if "hf-a" in cmd else ("worker-sglang" if "sglang-a" in cmd
+                                                                     else "worker-vllm")
         elif f"otlp_sink.py --port 4318 --out {W}/" in cmd:
             out[int(entry.name)] = "otlp-sink"
     return out
@@ -196,6 +204,22 @@ def apply(mode: str) -> dict[str, object]:
     return state
 
 
+def stop_workers(backends: list[str], timeout_s: float = 60.0) -> int:
+    """SIGTERM every lockgate worker of these backends; a worker finishes or hands back its jobs, then exits."""
+    pids = [pid for pid, role in roles().items() if role.startswith("worker")
+            and any(f"--backend {b} " in cmdline(pid) + " " for b in backends)]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while any(Path(f"/proc/{p}").exists() for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [p for p in pids if Path(f"/proc/{p}").exists()]
+    print(f"stopped {len(pids) - len(left)} workers of {' '.join(backends)}"
+          + (f"; still running: {left}" if left else ""))
+    return 1 if left else 0
+
+
 def state() -> dict[str, object]:
     try:
         loaded: dict[str, object] = json.loads((W / "pin.json").read_text())
@@ -209,7 +233,9 @@ def main() -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("topology")
     ap = sub.add_parser("apply")
-    ap.add_argument("mode", choices=["pinned", "open"])
+    ap.add_argument("mode", choices=["pinned", "open", "again"])
+    sw = sub.add_parser("stop-workers")
+    sw.add_argument("backends", nargs="+")
     ex = sub.add_parser("exec")
     ex.add_argument("argv", nargs=argparse.REMAINDER)
     args = parser.parse_args()
@@ -217,8 +243,11 @@ def main() -> int:
         vllm, rest = sets()
         print(f"cores (logical CPUs of each): {' '.join('[' + cpulist(g) + ']' for g in cores())}")
         print(f"vllm: {cpulist(vllm)}  rest: {cpulist(rest)}")
+    elif args.cmd == "stop-workers":
+        return stop_workers(args.backends)
     elif args.cmd == "apply":
-        print(f"pin: {json.dumps(apply(args.mode))}")
+        mode = str(state().get("mode", "open")) if args.mode == "again" else args.mode
+        print(f"pin: {json.dumps(apply(mode))}")
     else:
         argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
         st = state()

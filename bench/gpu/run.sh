@@ -8,7 +8,12 @@
 #   bash bench/gpu/run.sh trace     # one traced request: gateway -> Redis -> worker -> vLLM (vLLM's own span)
 #   bash bench/gpu/run.sh engine    # closed loop like `closed`, with vLLM's own view of every (target, point, round)
 #                                   # run: /metrics, CPU and run-queue wait per process around each (engine_bench.py)
-#                                   # BAKE_POINTS (1,32,100,256), BAKE_ROUNDS (2), BAKE_TAG (engine-<pin state>)
+#                                   # BAKE_POINTS (1,32,100,256), BAKE_ROUNDS (2), BAKE_TAG (engine-<pin state>),
+#                                   # BAKE_LG ("qwen-vllm:lockgate-vllm"; model:label pairs, space-separated: the
+#                                   # lockgate targets; setup.sh with BAKE_NOCU=1 serves qwen-vllm-nocu too)
+#   bash bench/gpu/run.sh workers BACKEND [N]   # stop the vLLM/SGLang workers, start N (4) for BACKEND instead
+#   bash bench/gpu/run.sh sglang-start  # stop vLLM, install and start SGLang 0.5.15 on :30000, 4 sglang-a workers
+#   bash bench/gpu/run.sh sglang    # SGLang direct vs lockgate -> sglang, closed loop (BAKE_POINTS, BAKE_ROUNDS 1)
 #   bash bench/gpu/run.sh pin pinned|open   # vLLM and the rest on separate cores, or both back on all (pin.py)
 # The bench client runs on lockgate's CPUs while the processes are pinned (pin.py exec), on all CPUs otherwise.
 # Results: $W/<phase>/ (summary.json, report.html, requests.jsonl); copied to $OUT as <phase>.tgz when OUT is set.
@@ -20,6 +25,12 @@ DUR=${BAKE_DURATION:-12}
 VLLM="http://127.0.0.1:8100/v1,model=qwen-bake,label=vllm-direct"
 LG="http://127.0.0.1:8000/v1,model=qwen-vllm,label=lockgate-vllm"
 HF="http://127.0.0.1:8000/v1,model=qwen-hf,label=lockgate-hf"
+SGL="http://127.0.0.1:30000/v1,model=qwen-bake,label=sglang-direct"
+LGSGL="http://127.0.0.1:8000/v1,model=qwen-sglang,label=lockgate-sglang"
+lg_targets=()
+for pair in ${BAKE_LG:-qwen-vllm:lockgate-vllm}; do
+  lg_targets+=(--target "http://127.0.0.1:8000/v1,model=${pair%%:*},label=${pair##*:}")
+done
 common=(--endpoint completions --input-len 60 --output-len 256 --slo-ttft-ms 500 --slo-tpot-ms 50
         --timeout 900 --no-progress)
 bench() { "$PY" bench/gpu/pin.py exec -- "$PY" -m gateway.cli bench "$@"; }
@@ -69,7 +80,7 @@ PY
     mode=$("$PY" -c 'import sys; sys.path.insert(0, "bench/gpu"); import pin; print(pin.state()["mode"])')
     phase=${BAKE_TAG:-engine-$mode}
     "$PY" bench/gpu/pin.py exec -- "$PY" -m bench.gpu.engine_bench --out "$W/$phase" -- \
-      --target "$VLLM" --target "$LG" -c "${BAKE_POINTS:-1,32,100,256}" -d "$DUR" --warmup 2s \
+      --target "$VLLM" "${lg_targets[@]}" -c "${BAKE_POINTS:-1,32,100,256}" -d "$DUR" --warmup 2s \
       --rounds "${BAKE_ROUNDS:-2}" --no-self-check "${common[@]}"
     "$PY" bench/gpu/tables.py "$W/$phase/summary.json" --baseline vllm-direct || true
     "$PY" bench/gpu/engine_table.py "$W/$phase/engine.json" --baseline vllm-direct --csv "$W/$phase/engine.csv" \
@@ -77,6 +88,46 @@ PY
   pin)
     "$PY" bench/gpu/pin.py apply "${2:-pinned}"
     exit 0 ;;
+  workers)
+    stop_workers vllm-a vllm-nocu vllm-tids sglang-a
+    start_workers "$2" "${3:-4}"
+    model=$(case $2 in vllm-a) echo qwen-vllm ;; vllm-nocu) echo qwen-vllm-nocu ;; vllm-tids) echo qwen-vllm-tids ;;
+            sglang-a) echo qwen-sglang ;; esac)
+    "$PY" bench/gpu/smoke.py --models "$model" --timeout 120
+    "$PY" bench/gpu/pin.py apply again  # the new processes get the pinning in force
+    exit 0 ;;
+  sglang-start)
+    # vLLM leaves first: SGLang gets the GPU memory and the CPUs vLLM had (pin.py treats it as the engine).
+    stop_workers vllm-a vllm-nocu vllm-tids
+    if [ -s "$W/vllm.pid" ] && kill -0 "$(cat "$W/vllm.pid")" 2>/dev/null; then
+      kill -TERM -- "-$(cat "$W/vllm.pid")" 2>/dev/null || kill -TERM "$(cat "$W/vllm.pid")"
+      for _ in $(seq 60); do kill -0 "$(cat "$W/vllm.pid")" 2>/dev/null || break; sleep 1; done
+    fi
+    if [ -n "${BAKE_LOCAL:-}" ]; then  # the rehearsal: SGLang's protocol replica stands in for it
+      setsid "$PY" -m gateway.cli sim-server --protocol sglang --port 30000 --model qwen-bake \
+        >"$W/sglang.log" 2>&1 < /dev/null &
+    else
+      while pgrep -f "sglang_install.s[h]" >/dev/null; do sleep 2; done  # setup.sh's background install
+      bash bench/gpu/sglang_install.sh
+      tail -3 "$W/sglang-install.log" 2>/dev/null || true
+      nvidia-smi --query-gpu=memory.used,memory.total --format=csv,noheader || true
+      # Only SGLang's own install on its path: vLLM's $SITE holds other versions of the packages both use.
+      PYTHONPATH=$SGSITE setsid "$PY" -m sglang.launch_server --model-path "$W/model" --served-model-name qwen-bake \
+        --host 127.0.0.1 --port 30000 --context-length 2048 --mem-fraction-static "${BAKE_SGLANG_MEM:-0.55}" \
+        --enable-metrics >"$W/sglang.log" 2>&1 < /dev/null &
+    fi
+    echo $! >"$W/vllm.pid"
+    started=$(date +%s)
+    wait_for http://127.0.0.1:30000/health "${BAKE_SGLANG_WAIT:-420}" SGLang "$W/sglang.log"
+    echo "SGLang answered /health after $(( $(date +%s) - started )) s"
+    start_workers sglang-a "${BAKE_WORKERS:-4}"
+    "$PY" bench/gpu/smoke.py --models qwen-sglang --timeout 120
+    "$PY" bench/gpu/pin.py apply again  # the new processes get the pinning in force
+    exit 0 ;;
+  sglang)
+    bench --target "$SGL" --target "$LGSGL" -c "${BAKE_POINTS:-1,32,100,256}" -d "$DUR" --warmup 2s \
+      --rounds "${BAKE_ROUNDS:-1}" --no-self-check "${common[@]}" --out "$W/sglang"
+    "$PY" bench/gpu/tables.py "$W/sglang/summary.json" --baseline sglang-direct || true ;;
   *) echo "unknown phase $phase" >&2; exit 2 ;;
 esac
 if [ -n "${OUT:-}" ]; then

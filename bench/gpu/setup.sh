@@ -27,14 +27,14 @@ if [ -z "${BAKE_LOCAL:-}" ] && [ ! -f "$SITE/.installed" ]; then
     cat "$name".part.* > "$name" && rm "$name".part.*
   done
   "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$ST"/*.whl
+  # SGLang's wheels, when carried (stage.sh sglang), install meanwhile: run.sh sglang-start needs them later.
+  if ls "$SGST"/*.whl* >/dev/null 2>&1; then
+    setsid bash bench/gpu/sglang_install.sh >"$W/sglang-install.log" 2>&1 < /dev/null &
+  fi
   tar -C /tmp -xzf "$ST/redis-bundle.tgz"
   touch "$SITE/.installed"
   cd "$ROOT"
 fi
-
-wait_for() {  # URL SECONDS WHAT LOG
-  "$PY" bench/gpu/smoke.py --wait "$1" --timeout "$2" || { echo "$3: last lines of $4:" >&2; tail -40 "$4" >&2; exit 1; }
-}
 
 RPORT=${BAKE_REDIS_PORT:-6379}  # another port keeps a rehearsal off a Redis that this machine already runs
 if ! "$PY" -c "import redis; redis.Redis(port=$RPORT, socket_connect_timeout=1).ping()" 2>/dev/null; then
@@ -64,15 +64,18 @@ sed -e "s|/tmp/bake/model|$W/model|" -e "s|127.0.0.1:6379|127.0.0.1:$RPORT|" \
   -e "s|device = \"cuda\"|device = \"$BAKE_DEVICE\"|" bench/gpu/lockgate-gpu.toml >"$W/lockgate.toml"
 setsid "$PY" -m gateway.cli worker --config "$W/lockgate.toml" --backend hf-a >"$W/worker-hf.log" 2>&1 < /dev/null &
 wait_for http://127.0.0.1:8100/health 600 vLLM "$W/vllm.log"
-for i in $(seq "${BAKE_WORKERS:-4}"); do
-  setsid "$PY" -m gateway.cli worker --config "$W/lockgate.toml" --backend vllm-a >"$W/worker-vllm-$i.log" 2>&1 \
-    < /dev/null &
-done
+start_workers vllm-a "${BAKE_WORKERS:-4}"
+# The same vLLM without per-chunk usage, and with token ids instead (lockgate-gpu.toml's vllm-nocu, vllm-tids),
+# for more lockgate targets in the engine phase (BAKE_LG).
+if [ -n "${BAKE_NOCU:-}" ]; then
+  start_workers vllm-nocu "${BAKE_WORKERS:-4}"
+  start_workers vllm-tids "${BAKE_WORKERS:-4}"
+fi
 for i in $(seq "${BAKE_GATEWAYS:-4}"); do
   setsid "$PY" -m gateway.cli gateway --config "$W/lockgate.toml" >"$W/gateway-$i.log" 2>&1 < /dev/null &
 done
 wait_for http://127.0.0.1:8000/healthz 60 "lockgate gateway" "$W/gateway-1.log"
-"$PY" bench/gpu/smoke.py --models qwen-vllm qwen-hf --timeout 600
+"$PY" bench/gpu/smoke.py --models qwen-vllm qwen-hf ${BAKE_NOCU:+qwen-vllm-nocu qwen-vllm-tids} --timeout 600
 "$PY" bench/gpu/pin.py topology
 if [ -n "${BAKE_PIN:-}" ]; then "$PY" bench/gpu/pin.py apply pinned; else "$PY" bench/gpu/pin.py apply open; fi
 echo "setup done: $(date -u +%T)"

@@ -3,34 +3,44 @@
 #   vLLM 0.26.0 and its wheels, lockgate's extra runtime wheels, lockgate itself as a wheel, and a redis-server
 #   with its shared libraries; packed into folders of at most 60 MiB (large wheels split into parts), one folder
 #   per `device` run, gathered on the machine in /tmp/st.
-# Usage: bench/gpu/stage.sh [OUTDIR]      (default .st/gpu; keep it out of git: .gitignore has /.st/)
+# `sglang` instead stages SGLang 0.5.15's wheels (sglang-0.5.15.txt, ~1.2 GB) into folders s0..sN, carried into
+# /tmp/sgst (bench/gpu/sglang_install.sh installs them apart from vLLM's).
+# Usage: bench/gpu/stage.sh [vllm|sglang] [OUTDIR]   (default .st/gpu, or .st/sglang; .gitignore has /.st/)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-out=${1:-$root/.st/gpu}
+kind=vllm
+case ${1:-} in vllm|sglang) kind=$1; shift ;; esac
+if [ "$kind" = sglang ]; then
+  out=${1:-$root/.st/sglang} prefix=s lists=("$here/sglang-0.5.15.txt")
+else
+  out=${1:-$root/.st/gpu} prefix=c lists=("$here/vllm-0.26.0.txt" "$here/lockgate-extra.txt")
+fi
 dl=$(mktemp -d)
 trap 'rm -rf "$dl"' EXIT
 platforms=()
 for p in manylinux_2_39 manylinux_2_35 manylinux_2_34 manylinux_2_31 manylinux_2_28 manylinux_2_27 manylinux_2_26 \
          manylinux_2_24 manylinux_2_17 manylinux2014 manylinux1; do platforms+=(--platform "${p}_x86_64"); done
-for list in "$here/vllm-0.26.0.txt" "$here/lockgate-extra.txt"; do
+for list in "${lists[@]}"; do
   grep -vE '^\s*(#|$)' "$list" | while read -r req; do
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
       "${platforms[@]}" --platform any -d "$dl" "$req" 2>/dev/null || { echo "could not download $req" >&2; exit 1; }
   done
 done
-python3 -m pip wheel -q --no-deps -w "$dl" "$root"  # isolated build: the system setuptools may predate PEP 639
-# redis-server and the libraries it links that a stock Ubuntu image may lack (glibc itself comes from the machine).
-bundle=$dl/redis-bundle
-mkdir -p "$bundle/lib"
-cp "$(command -v redis-server)" "$bundle/"
-ldd "$(command -v redis-server)" | awk '/=> \//{print $3}' | grep -vE '/lib(c|m|pthread|dl|rt)\.so' \
-  | xargs -I{} cp -L {} "$bundle/lib/"
-tar -C "$dl" -czf "$dl/redis-bundle.tgz" redis-bundle
-rm -rf "$bundle"
-python3 - "$dl" "$out" <<'PY'
+if [ "$kind" = vllm ]; then
+  python3 -m pip wheel -q --no-deps -w "$dl" "$root"  # isolated build: the system setuptools may predate PEP 639
+  # redis-server and the libraries it links that a stock Ubuntu image may lack (glibc comes from the machine).
+  bundle=$dl/redis-bundle
+  mkdir -p "$bundle/lib"
+  cp "$(command -v redis-server)" "$bundle/"
+  ldd "$(command -v redis-server)" | awk '/=> \//{print $3}' | grep -vE '/lib(c|m|pthread|dl|rt)\.so' \
+    | xargs -I{} cp -L {} "$bundle/lib/"
+  tar -C "$dl" -czf "$dl/redis-bundle.tgz" redis-bundle
+  rm -rf "$bundle"
+fi
+python3 - "$dl" "$out" "$prefix" <<'PY'
 import os, shutil, subprocess, sys
-src, dst = sys.argv[1], sys.argv[2]
+src, dst, prefix = sys.argv[1], sys.argv[2], sys.argv[3]
 cap = 60 * 1024 * 1024
 files = sorted(os.listdir(src), key=lambda f: -os.path.getsize(os.path.join(src, f)))
 bins: list[list] = []
@@ -50,7 +60,7 @@ for f in files:
 shutil.rmtree(dst, ignore_errors=True)
 os.makedirs(dst)
 for i, (s, names) in enumerate(bins):
-    d = os.path.join(dst, "c%d" % i); os.makedirs(d)
+    d = os.path.join(dst, "%s%d" % (prefix, i)); os.makedirs(d)
     for n in names:
         shutil.move(os.path.join(src, n), os.path.join(d, n))
     print(d, s // 1048576, "MiB", len(names), "files")

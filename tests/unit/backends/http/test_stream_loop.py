@@ -26,6 +26,11 @@ def chat(**kw: Any) -> GenerationRequest:
                              messages=(ChatMessage("user", "hi"),), **kw)
 
 
+def completion(**kw: Any) -> GenerationRequest:
+    return GenerationRequest(request_id="req-1", model="m", operation="text_completion", max_tokens=8,
+                             prompt="hi", **kw)
+
+
 def chunk(text: str | None = None, *, done: int | None = None, finish: str | None = None,
           role: bool = False) -> bytes:
     delta: dict[str, Any] = {"role": "assistant", "content": ""} if role else {"content": text}
@@ -72,6 +77,49 @@ def test_role_chunk_is_not_a_token_and_counts_come_from_continuous_usage() -> No
     assert all(d.t_ns > 0 for d in deltas)
     assert deltas[0].t_ns <= deltas[1].t_ns
     assert events[-1] == Completed(finish_reasons=("length",), prompt_tokens=3, completion_tokens=3)
+
+
+def ids_chunk(*choices: tuple[int, str, list[int], str | None]) -> bytes:
+    """A completions chunk as vLLM writes it with return_token_ids: each choice's token ids of this delta."""
+    return b"data: " + msgspec.json.encode({"choices": [
+        {"index": i, "text": t, "logprobs": None, "finish_reason": f, "stop_reason": None, "token_ids": ids}
+        for i, t, ids, f in choices]}) + b"\n\n"
+
+
+def test_token_ids_count_each_delta_exactly_without_per_chunk_usage() -> None:
+    # vLLM merges decode steps into one chunk when its API server falls behind: "lo wor" is two tokens.
+    events = run(sse(ids_chunk((0, "Hel", [11], None)), ids_chunk((0, "lo wor", [12, 13], None)),
+                     ids_chunk((0, "", [], "length")), USAGE, b"data: [DONE]\n\n"),
+                 completion(), continuous_usage=False, token_ids=True)
+    deltas = [e for e in events if isinstance(e, Delta)]
+    assert [(d.text, d.tokens) for d in deltas] == [("Hel", 1), ("lo wor", 2)]
+    assert events[-1] == Completed(finish_reasons=("length",), prompt_tokens=3, completion_tokens=3)
+
+
+def test_token_ids_count_every_choice_of_n_where_usage_counts_only_the_first() -> None:
+    usage = b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}\n\n'
+    events = run(sse(ids_chunk((0, "a b", [1, 2], None)), ids_chunk((1, "c", [3], None)),
+                     ids_chunk((1, " d e", [4, 5], "length")), ids_chunk((0, "", [], "length")), usage,
+                     b"data: [DONE]\n\n"),
+                 completion(n=2), continuous_usage=False, token_ids=True)
+    deltas = [(e.index, e.tokens) for e in events if isinstance(e, Delta)]
+    assert deltas == [(0, 2), (1, 1), (1, 2)]
+    assert events[-1] == Completed(finish_reasons=("length", "length"), prompt_tokens=3, completion_tokens=5)
+
+
+def test_token_ids_option_asks_vllm_for_them_and_usage_only_at_the_end() -> None:
+    seen: dict[str, Any] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.update(msgspec.json.decode(request.content))
+        return sse(ids_chunk((0, "x", [7], "length")), USAGE, b"data: [DONE]\n\n")(request)
+
+    run(handler, completion(), continuous_usage=False, token_ids=True)
+    assert seen["return_token_ids"] is True
+    assert seen["stream_options"] == {"include_usage": True}
+    seen.clear()
+    run(handler, completion())
+    assert "return_token_ids" not in seen
 
 
 def test_error_object_inside_a_200_stream_after_tokens_is_one_non_retryable_failure() -> None:
