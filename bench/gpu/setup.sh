@@ -29,7 +29,7 @@ if [ -z "${BAKE_LOCAL:-}" ] && [ ! -f "$SITE/.installed" ]; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$ST"/*.whl
   # SGLang's wheels, when carried (stage.sh sglang), install meanwhile: run.sh sglang-start needs them later.
   if ls "$SGST"/*.whl* >/dev/null 2>&1; then
-    setsid bash bench/gpu/sglang_install.sh >"$W/sglang-install.log" 2>&1 < /dev/null &
+    setsid bash "$ROOT/bench/gpu/sglang_install.sh" >"$W/sglang-install.log" 2>&1 < /dev/null &
   fi
   tar -C /tmp -xzf "$ST/redis-bundle.tgz"
   touch "$SITE/.installed"
@@ -47,6 +47,25 @@ if [ ! -f "$W/model/config.json" ]; then
   "$PY" bench/gpu/build_model.py --out "$W/model" --device "$BAKE_DEVICE" ${BAKE_LOCAL:+--tiny} 2>&1 | tail -3
 fi
 
+sed -e "s|/tmp/bake/model|$W/model|" -e "s|127.0.0.1:6379|127.0.0.1:$RPORT|" \
+  -e "s|device = \"cuda\"|device = \"$BAKE_DEVICE\"|" bench/gpu/lockgate-gpu.toml >"$W/lockgate.toml"
+start_gateways() {
+  for i in $(seq "${BAKE_GATEWAYS:-4}"); do
+    setsid "$PY" -m gateway.cli gateway --config "$W/lockgate.toml" >"$W/gateway-$i.log" 2>&1 < /dev/null &
+  done
+  wait_for http://127.0.0.1:8000/healthz 60 "lockgate gateway" "$W/gateway-1.log"
+}
+
+if [ "${BAKE_ENGINE:-vllm}" = sglang ]; then
+  # SGLang alone (no vLLM, no hf): needs only the lockgate folders of stage.sh's vLLM set (c5, c6) and SGLang's.
+  start_gateways
+  bash bench/gpu/run.sh sglang-start
+  "$PY" bench/gpu/pin.py topology
+  if [ -n "${BAKE_PIN:-}" ]; then "$PY" bench/gpu/pin.py apply pinned; else "$PY" bench/gpu/pin.py apply open; fi
+  echo "setup done (SGLang): $(date -u +%T)"
+  exit 0
+fi
+
 if [ -n "${BAKE_LOCAL:-}" ]; then
   setsid "$PY" -m gateway.cli sim-server --protocol vllm --port 8100 --model qwen-bake \
     >"$W/vllm.log" 2>&1 < /dev/null &
@@ -60,8 +79,6 @@ else
 fi
 echo $! >"$W/vllm.pid"  # the root of vLLM's process tree (or the replica's), for bench/gpu/pin.py
 
-sed -e "s|/tmp/bake/model|$W/model|" -e "s|127.0.0.1:6379|127.0.0.1:$RPORT|" \
-  -e "s|device = \"cuda\"|device = \"$BAKE_DEVICE\"|" bench/gpu/lockgate-gpu.toml >"$W/lockgate.toml"
 setsid "$PY" -m gateway.cli worker --config "$W/lockgate.toml" --backend hf-a >"$W/worker-hf.log" 2>&1 < /dev/null &
 wait_for http://127.0.0.1:8100/health 600 vLLM "$W/vllm.log"
 start_workers vllm-a "${BAKE_WORKERS:-4}"
@@ -71,10 +88,7 @@ if [ -n "${BAKE_NOCU:-}" ]; then
   start_workers vllm-nocu "${BAKE_WORKERS:-4}"
   start_workers vllm-tids "${BAKE_WORKERS:-4}"
 fi
-for i in $(seq "${BAKE_GATEWAYS:-4}"); do
-  setsid "$PY" -m gateway.cli gateway --config "$W/lockgate.toml" >"$W/gateway-$i.log" 2>&1 < /dev/null &
-done
-wait_for http://127.0.0.1:8000/healthz 60 "lockgate gateway" "$W/gateway-1.log"
+start_gateways
 "$PY" bench/gpu/smoke.py --models qwen-vllm qwen-hf ${BAKE_NOCU:+qwen-vllm-nocu qwen-vllm-tids} --timeout 600
 "$PY" bench/gpu/pin.py topology
 if [ -n "${BAKE_PIN:-}" ]; then "$PY" bench/gpu/pin.py apply pinned; else "$PY" bench/gpu/pin.py apply open; fi

@@ -3,7 +3,7 @@
 # $SITE (SGLang pins its own transformers, tokenizers, pydantic, ...). setup.sh starts this in the background when
 # the wheels are there; run.sh sglang-start runs it (or waits for it) before it starts the server.
 set -euo pipefail
-ROOT=$(pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 source "$ROOT/bench/gpu/env.sh"
 [ ! -f "$SGSITE/.installed" ] || exit 0
 cd "$SGST"
