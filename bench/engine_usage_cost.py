@@ -1,4 +1,4 @@
-"""What vLLM's per-chunk usage (``continuous_usage_stats``) costs vLLM's own API server, per output token.
+"""What the shape of a request costs vLLM's own API server: per-chunk usage, token ids, a new connection.
 
 The GPU bake-off (docs/gpu-bakeoff.md) found vLLM's API server saturated (one Python process at ~0.95 of a
 core) at 100+ concurrent streams, and its CPU per output token 8-24% higher for lockgate's requests than for
@@ -7,9 +7,14 @@ delta's token count is exact); the bench client asks for it at the end only. Thi
 the real vLLM CPU build (the tests' tiny model, built or reused by scripts/engines/vllm_cpu.py): the same
 streamed load with usage on every chunk, usage at the end only, and token ids on every chunk
 (``return_token_ids``), in alternating rounds, and the CPU seconds of vLLM's
-API server process and of its engine core per output token (from /proc).
+API server process and of its engine core per output token and per request (from /proc).
+
+`new-connection` is usage at the end on a new connection per request (``Connection: close``): what lockgate's
+HTTP adapters did until they read each stream to its end (backends/http/keepalive.py). Its cost is per request,
+so it shows with short outputs: --tokens 16 --modes usage-at-end,new-connection.
 
 Run: .venv/bin/python bench/engine_usage_cost.py [--concurrency 16] [--tokens 200] [--requests 64] [--rounds 3]
+         [--modes usage-per-chunk,usage-at-end,token-ids,new-connection]
 Against a vLLM already running (the GPU bake-off's, bench/gpu/setup.sh), give its URL, served model name and the
 API server's pid:  python3 bench/engine_usage_cost.py --url http://127.0.0.1:8100 --model qwen-bake --pid PID
 """
@@ -77,19 +82,24 @@ def start_vllm(log: Path) -> tuple[subprocess.Popen[bytes], str]:
         time.sleep(1)
 
 
-MODES: dict[str, dict[str, Any]] = {
+AT_END = {"stream_options": {"include_usage": True}}
+# name -> (body fields, request headers)
+MODES: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
     # What lockgate's vllm adapter sends by default (continuous_usage = true): exact tokens per chunk.
-    "usage-per-chunk": {"stream_options": {"include_usage": True, "continuous_usage_stats": True}},
+    "usage-per-chunk": ({"stream_options": {"include_usage": True, "continuous_usage_stats": True}}, {}),
     # What the bench client sends: usage once, at the end.
-    "usage-at-end": {"stream_options": {"include_usage": True}},
+    "usage-at-end": (AT_END, {}),
     # Another exact count per chunk: the chunk's token ids (vLLM's return_token_ids).
-    "token-ids": {"stream_options": {"include_usage": True}, "return_token_ids": True},
+    "token-ids": ({**AT_END, "return_token_ids": True}, {}),
+    # The bench client's request on a new connection each time.
+    "new-connection": (AT_END, {"connection": "close"}),
 }
 
 
 async def load(url: str, model: str, mode: str, concurrency: int, requests: int,
                tokens: int) -> tuple[int, int, float]:
     """Returns (output tokens by the final usage, chunks, wall seconds)."""
+    fields, headers = MODES[mode]
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(requests):
         queue.put_nowait(i)
@@ -99,8 +109,8 @@ async def load(url: str, model: str, mode: str, concurrency: int, requests: int,
         while not queue.empty():
             i = queue.get_nowait()
             body = {"model": model, "prompt": f"story {i} about a cat and a dog", "max_tokens": tokens,
-                    "ignore_eos": True, "stream": True, "temperature": 0, **MODES[mode]}
-            async with client.stream("POST", f"{url}/v1/completions", json=body) as resp:
+                    "ignore_eos": True, "stream": True, "temperature": 0, **fields}
+            async with client.stream("POST", f"{url}/v1/completions", json=body, headers=headers) as resp:
                 resp.raise_for_status()
                 last = None
                 async for line in resp.aiter_lines():
@@ -123,10 +133,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=64)
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--modes", default="usage-per-chunk,usage-at-end,token-ids",
+                        help=f"comma-separated, of: {', '.join(MODES)}")
     parser.add_argument("--url", help="a running vLLM (default: start the CPU build with the tests' tiny model)")
     parser.add_argument("--model", default="tiny", help="served model name (with --url)")
     parser.add_argument("--pid", type=int, help="pid of that vLLM's API server process (with --url)")
     args = parser.parse_args()
+    chosen = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not chosen or any(m not in MODES for m in chosen):
+        parser.error(f"--modes takes names from: {', '.join(MODES)}")
     if args.url and not args.pid:
         parser.error("--url needs --pid (the API server process whose CPU is measured)")
     with tempfile.TemporaryDirectory(prefix="lockgate-usage-") as tmp:
@@ -143,17 +158,18 @@ def main() -> None:
             print(f"{what}; {args.requests} streamed completions of {args.tokens} tokens, "
                   f"{args.concurrency} concurrent, per round")
             print(f"{'round':>5} {'mode':>16} {'tokens':>7} {'chunks':>7} {'tok/s':>7} "
-                  f"{'API server µs/token':>20} {'engine core µs/token':>21}")
+                  f"{'API server µs/token':>20} {'engine core µs/token':>21} {'API server µs/request':>22}")
             for round_ in range(args.rounds):
-                modes = list(MODES) if round_ % 2 == 0 else list(MODES)[::-1]
+                modes = chosen if round_ % 2 == 0 else chosen[::-1]
                 for mode in modes:
                     api0, core0 = cpu_s(pid), sum(cpu_s(p) for p in engine)
                     tokens, chunks, wall = asyncio.run(load(url, args.model, mode, args.concurrency, args.requests,
                                                             args.tokens))
-                    api = (cpu_s(pid) - api0) / tokens * 1e6
+                    api_s = cpu_s(pid) - api0
                     core = (sum(cpu_s(p) for p in engine) - core0) / tokens * 1e6
-                    print(f"{round_ + 1:>5} {mode:>16} {tokens:>7} {chunks:>7} "
-                          f"{tokens / wall:>7.0f} {api:>20.1f} {core:>21.1f}", flush=True)
+                    print(f"{round_ + 1:>5} {mode:>16} {tokens:>7} {chunks:>7} {tokens / wall:>7.0f} "
+                          f"{api_s / tokens * 1e6:>20.1f} {core:>21.1f} {api_s / args.requests * 1e6:>22.0f}",
+                          flush=True)
         finally:
             if proc is not None:
                 os.killpg(proc.pid, signal.SIGTERM)

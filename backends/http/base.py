@@ -26,6 +26,7 @@ from opentelemetry.trace import Span, Status, StatusCode, Tracer
 from backends.events import Completed, Event, Failed, Started
 from backends.http.client import build_client
 from backends.http.errors import connection_failure, failure_from_response, failure_in_stream, stream_cut
+from backends.http.keepalive import drain
 from backends.http.options import HttpOptions
 from backends.http.poller import StatusPoller
 from backends.http.sse import aiter_sse
@@ -157,27 +158,37 @@ class HttpBackend:
                                                 prompt_param=call.prompt_param)
                     return
                 saw_done = False
+                completed = False
                 chunks = timed(resp.aiter_bytes(), ttft_s=self.options.ttft_timeout_s,
                                idle_s=self.options.idle_timeout_s, flowing=lambda: translator.tokens > 0)
-                async for sse in aiter_sse(chunks):
-                    if sse.data == "[DONE]":
-                        saw_done = True
-                        break
-                    try:
-                        obj: Any = msgspec.json.decode(sse.data)
-                    except msgspec.DecodeError:
-                        log.warning("%s: skipping a chunk that is not JSON: %.200r", self.name, sse.data)
-                        continue
-                    failure = failure_in_stream(obj, after_tokens=translator.tokens > 0,
-                                                prompt_param=call.prompt_param)
-                    if failure is not None:
-                        yield failure
-                        return
-                    for event in translator.feed(obj, sse.t_ns):
-                        yield event
-                        if isinstance(event, Completed | Failed):
+                try:
+                    async for sse in aiter_sse(chunks):
+                        if sse.data == "[DONE]":
+                            saw_done = True
+                            break
+                        try:
+                            obj: Any = msgspec.json.decode(sse.data)
+                        except msgspec.DecodeError:
+                            log.warning("%s: skipping a chunk that is not JSON: %.200r", self.name, sse.data)
+                            continue
+                        failure = failure_in_stream(obj, after_tokens=translator.tokens > 0,
+                                                    prompt_param=call.prompt_param)
+                        if failure is not None:
+                            yield failure
                             return
-                yield translator.finish(saw_done)
+                        for event in translator.feed(obj, sse.t_ns):
+                            completed = isinstance(event, Completed)
+                            yield event
+                            if isinstance(event, Completed | Failed):
+                                return
+                    last = translator.finish(saw_done)
+                    completed = isinstance(last, Completed)
+                    yield last
+                finally:
+                    # Runs after our consumer has the terminal event (it closes us once that is out), so the
+                    # read costs the request no latency: only a finished stream is worth keeping its connection.
+                    if completed:
+                        await drain(chunks)
         except StreamTimeout as exc:
             flowing = translator.tokens > 0
             yield Failed(type="timeout", code="engine_timeout", status=504, retryable=not flowing,

@@ -24,7 +24,8 @@ def _clean(obj: Any) -> Any:
 
 class OpenAIWire:
     def __init__(self, request: GenerationRequest, model: str, *, include_usage: bool, continuous_usage: bool,
-                 omit_nulls: bool = False, line_end: bytes = b"\n\n", prompt_tokens: int = 0) -> None:
+                 omit_nulls: bool = False, line_end: bytes = b"\n\n", prompt_tokens: int = 0,
+                 token_ids: bool | None = None) -> None:
         self.request = request
         self.chat = request.operation == "chat"
         self.id = f"{'chatcmpl' if self.chat else 'cmpl'}-{request.request_id}"
@@ -37,6 +38,12 @@ class OpenAIWire:
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = 0
         self.texts = [""] * request.n
+        # vLLM's token-id fields: None, the engine has none (SGLang, TensorRT-LLM); False, vLLM writes them as
+        # nulls; True, the request asked for ``return_token_ids`` (ids here are positions: the simulator has no
+        # vocabulary).
+        self.token_ids = token_ids
+        self.sent_ids = [0] * request.n
+        self.sent_prompt = False
 
     def data(self, obj: Any) -> bytes:
         return b"data: " + msgspec.json.encode(_clean(obj) if self.omit_nulls else obj) + self.line_end
@@ -52,23 +59,51 @@ class OpenAIWire:
             chunk["usage"] = self._usage()
         return chunk
 
-    def _choice(self, index: int, text: str, finish: str | None, role: bool = False) -> dict[str, Any]:
+    def _choice(self, index: int, text: str, finish: str | None, role: bool = False,
+                tokens: int = 0) -> dict[str, Any]:
         if self.chat:
             delta: dict[str, Any] = {"role": "assistant", "content": text} if role else {"content": text}
-            return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return {"index": index, "text": text, "logprobs": None, "finish_reason": finish, "stop_reason": None}
+            choice: dict[str, Any] = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+            if finish is not None and self.token_ids is not None:
+                choice["stop_reason"] = None
+            if not role and self.token_ids is not None:
+                choice["token_ids"] = self._ids(index, tokens)
+            return choice
+        choice = {"index": index, "text": text, "logprobs": None, "finish_reason": finish, "stop_reason": None}
+        if self.token_ids is not None:
+            choice["prompt_token_ids"] = self._prompt_ids()
+            choice["token_ids"] = self._ids(index, tokens)
+        return choice
+
+    def _ids(self, index: int, tokens: int) -> list[int] | None:
+        if not self.token_ids:
+            return None
+        start, self.sent_ids[index] = self.sent_ids[index], self.sent_ids[index] + tokens
+        return list(range(start, start + tokens))
+
+    def _prompt_ids(self) -> list[int] | None:
+        """vLLM sends the prompt's ids once, on the first chunk (chat: at the top level of the role chunk)."""
+        if not self.token_ids or self.sent_prompt:
+            return None
+        self.sent_prompt = True
+        return list(range(self.prompt_tokens))
 
     def head(self) -> bytes:
         """The role-only first chunk of each chat choice: it carries no token."""
         if not self.chat:
             return b""
-        return b"".join(self.data(self._chunk([self._choice(i, "", None, role=True)]))
-                        for i in range(self.request.n))
+        out = []
+        for i in range(self.request.n):
+            chunk = self._chunk([self._choice(i, "", None, role=True)])
+            if self.token_ids is not None:
+                chunk["prompt_token_ids"], chunk["prompt_text"] = self._prompt_ids(), None
+            out.append(self.data(chunk))
+        return b"".join(out)
 
     def delta(self, d: Delta) -> bytes:
         self.completion_tokens += d.tokens
         self.texts[d.index] += d.text
-        return self.data(self._chunk([self._choice(d.index, d.text, None)]))
+        return self.data(self._chunk([self._choice(d.index, d.text, None, tokens=d.tokens)]))
 
     def completed(self, c: Completed) -> bytes:
         self.completion_tokens = c.completion_tokens

@@ -1,6 +1,6 @@
 """An optional log of what a protocol replica received: one JSON line per HTTP request, with the headers an
-engine acts on (``traceparent``, ``x-request-id``) and the body's ``priority``, so tests and demos can see what
-lockgate sent."""
+engine acts on (``traceparent``, ``x-request-id``), the body's ``priority`` and the client's port (one port per
+connection: whether lockgate reused its connections), so tests and demos can see what lockgate sent."""
 
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ class RequestLog:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
         body = await read_body(receive)
+        client = scope.get("client")
         entry = {"method": scope["method"], "path": scope["path"], **{h: headers.get(h) for h in LOGGED_HEADERS},
-                 "priority": _priority(body)}
+                 "priority": _priority(body), "client_port": client[1] if client else None}
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")
         await self.app(scope, _replay(body, receive), send)

@@ -53,7 +53,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--max-model-len", type=int, help="simulated context length")
     parser.add_argument("--request-log", metavar="FILE",
                         help="append one JSON line per request received (path, traceparent, x-request-id, "
-                             "the body's priority)")
+                             "the body's priority, the client's port)")
     parser.add_argument("--sim", action="append", default=[], metavar="KEY=VALUE",
                         help="any other simulator option (see SimOptions), repeatable")
     parser.set_defaults(func=_run)

@@ -1,5 +1,6 @@
 """vLLM's OpenAI server, replicated: nested errors (HTTP status = ``code``), role-only first chat chunk, usage on
-every chunk with ``continuous_usage_stats``, a ``choices: []`` usage chunk with ``include_usage``, an error chunk
+every chunk with ``continuous_usage_stats``, a ``choices: []`` usage chunk with ``include_usage``, the token-id
+fields of vLLM 0.32 (nulls, or each delta's ids with ``return_token_ids``), an error chunk
 then ``[DONE]`` on a mid-stream failure, and ``/metrics`` gauges labelled ``engine`` and ``model_name``."""
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class VllmDialect:
         opts = body.get("stream_options") or {}
         return VllmStream(OpenAIWire(request, self.model, include_usage=bool(opts.get("include_usage")),
                                      continuous_usage=bool(opts.get("continuous_usage_stats")),
-                                     prompt_tokens=prompt_tokens))
+                                     prompt_tokens=prompt_tokens, token_ids=bool(body.get("return_token_ids"))))
 
     def error(self, route: Route, failed: Failed, status: int) -> bytes:
         return nested_error(failed.message, status, failed.param)

@@ -266,3 +266,61 @@ def test_health_and_load_come_from_vllms_own_endpoints(vllm_server: Any, gateway
     assert load.kv_cache_usage is not None
     ready = msgspec.json.decode(httpx.get(f"{url}/readyz", timeout=5).content)
     assert ready["backends"] == {"vllm-cpu": "ok"}
+
+
+def client_ports(url: str) -> set[int]:
+    """Local ports of this host's ESTABLISHED client connections to ``url``'s port (/proc/net/tcp)."""
+    port = f"{httpx.URL(url).port:04X}"
+    return {int(fields[1].rsplit(":", 1)[1], 16)
+            for fields in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
+            if fields[2].endswith(f":{port}") and fields[3] == "01"}
+
+
+def test_the_adapter_streams_every_request_on_one_kept_alive_connection(vllm_server: Any) -> None:
+    # vLLM ends each stream with [DONE], then the chunked body's terminator: an adapter that closed the response
+    # at [DONE] lost its connection, and vLLM's API server paid a new one per request.
+    async def go() -> list[set[int]]:
+        before = client_ports(vllm_server.url)  # the start's probes may open the connection that is then reused
+        backend = VllmBackend("v", VllmOptions(url=vllm_server.url, model=vllm_server.model, poll_interval_s=3600))
+        await backend.start()
+        seen: list[set[int]] = []
+        try:
+            for i in range(5):
+                request = GenerationRequest(request_id=f"keep-{i}", model=vllm_server.model,
+                                            operation="text_completion", max_tokens=4, prompt=PROMPT,
+                                            extra={"ignore_eos": True})
+                events = [e async for e in backend.generate(request)]
+                assert isinstance(events[-1], Completed), events[-1]
+                seen.append(client_ports(vllm_server.url) - before)
+        finally:
+            await backend.close()
+        return seen
+
+    seen = asyncio.run(go())
+    ours = set().union(*seen)
+    assert len(ours) == 1, f"a new connection per request: {seen}"
+    assert all(s == ours for s in seen)
+
+
+def test_token_ids_count_each_delta_as_usage_on_every_chunk_does(vllm_server: Any) -> None:
+    # vLLM sends a token whose bytes do not finish a character as a chunk with empty text: counting text-bearing
+    # chunks misses it; per-chunk usage and per-chunk token ids both count it.
+    async def deltas(**opts: Any) -> tuple[list[tuple[str, int]], Event]:
+        backend = VllmBackend("v", VllmOptions(url=vllm_server.url, model=vllm_server.model, poll_interval_s=3600,
+                                               **opts))
+        await backend.start()
+        try:
+            request = GenerationRequest(request_id="ids", model=vllm_server.model, operation="text_completion",
+                                        max_tokens=24, prompt=PROMPT, temperature=0.0, extra={"ignore_eos": True})
+            events = [e async for e in backend.generate(request)]
+        finally:
+            await backend.close()
+        return [(e.text, e.tokens) for e in events if type(e).__name__ == "Delta"], events[-1]
+
+    by_usage, done_usage = asyncio.run(deltas())
+    by_ids, done_ids = asyncio.run(deltas(continuous_usage=False, token_ids=True))
+    assert by_ids == by_usage
+    assert sum(n for _, n in by_ids) == 24
+    assert isinstance(done_ids, Completed)
+    assert isinstance(done_usage, Completed)
+    assert done_ids.completion_tokens == done_usage.completion_tokens == 24

@@ -128,3 +128,29 @@ def test_unreachable_engine_is_down() -> None:
     health = asyncio.run(go())
     assert not health.ok
     assert "connection refused" in health.reason
+
+
+def test_vllm_replica_sends_token_ids_as_vllm_does_and_the_adapter_counts_them(serve: Callable[[Any], Any]) -> None:
+    # vLLM's return_token_ids wire as the replica reproduces it (checked against vLLM 0.32's CPU build: ids on
+    # every choice, the prompt's once; nulls when not asked).
+    server = serve(replica_app("vllm", "m", {"ttft_ms": 1, "tpot_ms": 1, "max_model_len": 64,
+                                             "tokens_per_chunk": 2}))
+    body = {"model": "m", "prompt": "hi", "max_tokens": 6, "stream": True, "return_token_ids": True}
+    with httpx.stream("POST", f"{server.url}/v1/completions", json=body, timeout=10) as resp:
+        chunks = [msgspec.json.decode(line[6:]) for line in resp.iter_lines() if line.startswith("data: {")]
+    ids = [c["choices"][0]["token_ids"] for c in chunks]
+    assert [i for part in ids for i in part] == list(range(6))
+    assert chunks[0]["choices"][0]["prompt_token_ids"]
+    assert chunks[1]["choices"][0]["prompt_token_ids"] is None
+
+    async def go() -> list[int]:
+        backend = VllmBackend("v", VllmOptions(url=server.url, model="m", continuous_usage=False, token_ids=True,
+                                               poll_interval_s=3600))
+        try:
+            request = GenerationRequest(request_id="r", model="m", operation="text_completion", max_tokens=4,
+                                        prompt="hi")
+            return [e.tokens for e in [e async for e in backend.generate(request)] if isinstance(e, Delta)]
+        finally:
+            await backend.close()
+
+    assert asyncio.run(go()) == [2, 2]  # max_tokens 4, two tokens per chunk: exact without per-chunk usage
