@@ -89,16 +89,16 @@ PY
     "$PY" bench/gpu/pin.py apply "${2:-pinned}"
     exit 0 ;;
   workers)
-    stop_workers vllm-a vllm-nocu vllm-tids sglang-a
+    stop_workers vllm-a vllm-nocu vllm-cu sglang-a
     start_workers "$2" "${3:-4}"
-    model=$(case $2 in vllm-a) echo qwen-vllm ;; vllm-nocu) echo qwen-vllm-nocu ;; vllm-tids) echo qwen-vllm-tids ;;
+    model=$(case $2 in vllm-a) echo qwen-vllm ;; vllm-nocu) echo qwen-vllm-nocu ;; vllm-cu) echo qwen-vllm-cu ;;
             sglang-a) echo qwen-sglang ;; esac)
     "$PY" bench/gpu/smoke.py --models "$model" --timeout 120
     "$PY" bench/gpu/pin.py apply again  # the new processes get the pinning in force
     exit 0 ;;
   sglang-start)
     # vLLM leaves first: SGLang gets the GPU memory and the CPUs vLLM had (pin.py treats it as the engine).
-    stop_workers vllm-a vllm-nocu vllm-tids
+    stop_workers vllm-a vllm-nocu vllm-cu
     if [ -s "$W/vllm.pid" ] && kill -0 "$(cat "$W/vllm.pid")" 2>/dev/null; then
       kill -TERM -- "-$(cat "$W/vllm.pid")" 2>/dev/null || kill -TERM "$(cat "$W/vllm.pid")"
       for _ in $(seq 60); do kill -0 "$(cat "$W/vllm.pid")" 2>/dev/null || break; sleep 1; done

@@ -82,14 +82,14 @@ echo $! >"$W/vllm.pid"  # the root of vLLM's process tree (or the replica's), fo
 setsid "$PY" -m gateway.cli worker --config "$W/lockgate.toml" --backend hf-a >"$W/worker-hf.log" 2>&1 < /dev/null &
 wait_for http://127.0.0.1:8100/health 600 vLLM "$W/vllm.log"
 start_workers vllm-a "${BAKE_WORKERS:-4}"
-# The same vLLM without per-chunk usage, and with token ids instead (lockgate-gpu.toml's vllm-nocu, vllm-tids),
+# The same vLLM with neither token ids nor per-chunk usage, and with usage on every chunk (vllm-nocu, vllm-cu),
 # for more lockgate targets in the engine phase (BAKE_LG).
 if [ -n "${BAKE_NOCU:-}" ]; then
   start_workers vllm-nocu "${BAKE_WORKERS:-4}"
-  start_workers vllm-tids "${BAKE_WORKERS:-4}"
+  start_workers vllm-cu "${BAKE_WORKERS:-4}"
 fi
 start_gateways
-"$PY" bench/gpu/smoke.py --models qwen-vllm qwen-hf ${BAKE_NOCU:+qwen-vllm-nocu qwen-vllm-tids} --timeout 600
+"$PY" bench/gpu/smoke.py --models qwen-vllm qwen-hf ${BAKE_NOCU:+qwen-vllm-nocu qwen-vllm-cu} --timeout 600
 "$PY" bench/gpu/pin.py topology
 if [ -n "${BAKE_PIN:-}" ]; then "$PY" bench/gpu/pin.py apply pinned; else "$PY" bench/gpu/pin.py apply open; fi
 echo "setup done: $(date -u +%T)"

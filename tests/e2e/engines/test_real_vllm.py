@@ -317,8 +317,8 @@ def test_token_ids_count_each_delta_as_usage_on_every_chunk_does(vllm_server: An
             await backend.close()
         return [(e.text, e.tokens) for e in events if type(e).__name__ == "Delta"], events[-1]
 
-    by_usage, done_usage = asyncio.run(deltas())
-    by_ids, done_ids = asyncio.run(deltas(continuous_usage=False, token_ids=True))
+    by_usage, done_usage = asyncio.run(deltas(continuous_usage=True, token_ids=False))
+    by_ids, done_ids = asyncio.run(deltas())  # the default
     assert by_ids == by_usage
     assert sum(n for _, n in by_ids) == 24
     assert isinstance(done_ids, Completed)

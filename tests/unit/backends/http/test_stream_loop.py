@@ -70,7 +70,8 @@ def run(handler: Handler, request: GenerationRequest | None = None, **opts: Any)
 
 def test_role_chunk_is_not_a_token_and_counts_come_from_continuous_usage() -> None:
     events = run(sse(chunk(role=True, done=0), chunk("Hel", done=1), chunk("lo wor", done=3),
-                     chunk("", done=3, finish="length"), USAGE, b"data: [DONE]\n\n"))
+                     chunk("", done=3, finish="length"), USAGE, b"data: [DONE]\n\n"),
+                 continuous_usage=True, token_ids=False)
     assert isinstance(events[0], Started)
     deltas = [e for e in events if isinstance(e, Delta)]
     assert [(d.text, d.tokens) for d in deltas] == [("Hel", 1), ("lo wor", 2)]
@@ -118,8 +119,9 @@ def test_token_ids_option_asks_vllm_for_them_and_usage_only_at_the_end() -> None
     assert seen["return_token_ids"] is True
     assert seen["stream_options"] == {"include_usage": True}
     seen.clear()
-    run(handler, completion())
+    run(handler, completion(), continuous_usage=True, token_ids=False)
     assert "return_token_ids" not in seen
+    assert seen["stream_options"] == {"include_usage": True, "continuous_usage_stats": True}
 
 
 def test_error_object_inside_a_200_stream_after_tokens_is_one_non_retryable_failure() -> None:
@@ -229,7 +231,8 @@ def test_request_body_headers_and_client_span_with_traceparent() -> None:
     assert body["model"] == "served"
     assert body["top_k"] == 5
     assert body["ignore_eos"] is True
-    assert body["stream_options"] == {"include_usage": True, "continuous_usage_stats": True}
+    assert body["stream_options"] == {"include_usage": True}  # usage once; each delta counted by its token ids
+    assert body["return_token_ids"] is True
     assert "priority" not in body
 
 
