@@ -1,4 +1,5 @@
-"""The ``sglang`` adapter. Health from ``/health`` (or ``/health_generate``), load from ``/v1/loads``."""
+"""The ``sglang`` adapter. Health from ``/health`` (or ``/health_generate``), load from ``/v1/loads``, or from
+``/metrics`` gauges where ``/v1/loads`` fails."""
 
 from __future__ import annotations
 
@@ -7,16 +8,22 @@ from typing import Any
 from backends.http.base import HttpBackend
 from backends.http.openai import OpenAIChunks, openai_call
 from backends.http.priority import sglang_priority
+from backends.http.prometheus import Sample, parse_samples, total
 from backends.http.translate import EngineCall, Translator
 from backends.protocol import Health, Load
 from backends.request import GenerationRequest
 from backends.sglang.native import NativeChunks, generate_call
 from backends.sglang.options import SglangOptions
 
+# SGLang 0.5.15 with --enable-metrics answers 500 on /v1/loads (its HTTP-metrics middleware fails on that route:
+# seen on the GPU bake-off): then /metrics serves the load, and /v1/loads is asked again only every this many polls.
+LOADS_RETRY_POLLS = 30
+
 
 class SglangBackend(HttpBackend):
     engine = "sglang"
     options: SglangOptions
+    _loads_skip: int = 0
 
     def _native(self, request: GenerationRequest) -> bool:
         # Native /generate takes text, not messages, and streams n > 1 as a batch: those go to /v1.
@@ -46,10 +53,17 @@ class SglangBackend(HttpBackend):
         return await self.http_health(self.options.health_path, starting_on_503=True)
 
     async def probe_load(self) -> Load | None:
-        resp = await self.get("/v1/loads")
+        if self._loads_skip == 0:
+            resp = await self.get("/v1/loads")
+            if resp.status_code == 200:
+                return loads_to_load(resp.json())
+            self._loads_skip = LOADS_RETRY_POLLS
+        else:
+            self._loads_skip -= 1
+        resp = await self.get("/metrics")  # served with --enable-metrics only
         if resp.status_code != 200:
             return None
-        return loads_to_load(resp.json())
+        return metrics_to_load(parse_samples(resp.text), self.options.model)
 
 
 def loads_to_load(body: Any) -> Load | None:
@@ -63,3 +77,16 @@ def loads_to_load(body: Any) -> Load | None:
     waiting = sum(int(r.get("num_waiting_reqs", 0) or 0) for r in ranks if isinstance(r, dict))
     usage = [float(r["token_usage"]) for r in ranks if isinstance(r, dict) and r.get("token_usage") is not None]
     return Load(waiting=waiting, running=running, kv_cache_usage=sum(usage) / len(usage) if usage else None)
+
+
+def metrics_to_load(samples: list[Sample], model: str | None) -> Load | None:
+    """SGLang's gauges, summed over ranks (token usage: their mean), for this model when it is labelled."""
+    match = {"model_name": model} if model else None
+    running = total(samples, ("sglang:num_running_reqs",), match)
+    waiting = total(samples, ("sglang:num_queue_reqs",), match)
+    if running is None and waiting is None:
+        return None
+    usage = [s.value for s in samples if s.name == "sglang:token_usage"
+             and all(s.labels.get(k, v) == v for k, v in (match or {}).items())]
+    return Load(waiting=int(waiting or 0), running=int(running or 0),
+                kv_cache_usage=sum(usage) / len(usage) if usage else None)

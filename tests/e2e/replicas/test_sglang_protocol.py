@@ -152,3 +152,47 @@ def test_health_and_load_from_v1_loads(serve: Callable[..., Any]) -> None:
     assert load is not None
     assert load.running == 1
     assert load.kv_cache_usage is not None
+
+
+class LoadsAnswer500:
+    """SGLang 0.5.15 under --enable-metrics, as the GPU bake-off met it: its HTTP-metrics middleware raises on
+    ``/v1/loads`` (``'_IncludedRouter' object has no attribute 'path'``) and the route answers 500; every other route
+    works. Counts what reached each path."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.hits: dict[str, int] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.hits[scope["path"]] = self.hits.get(scope["path"], 0) + 1
+            if scope["path"] == "/v1/loads":
+                await send({"type": "http.response.start", "status": 500,
+                            "headers": [(b"content-type", b"text/plain")]})
+                await send({"type": "http.response.body", "body": b"Internal Server Error"})
+                return
+        await self.app(scope, receive, send)
+
+
+def test_load_falls_back_to_metrics_where_v1_loads_fails_and_stops_asking_it(serve: Callable[..., Any]) -> None:
+    wrapped = LoadsAnswer500(replica_app("sglang", "m", {"ttft_ms": 1, "tpot_ms": 500}))
+    server = serve(wrapped)
+
+    async def go() -> Any:
+        backend = SglangBackend("s", SglangOptions(url=server.url, model="m", poll_interval_s=0.02))
+        await backend.start()
+        gen = backend.generate(completion())
+        await anext(gen)
+        await anext(gen)
+        load = await until(backend.load, lambda v: v is not None and v.running == 1)
+        await asyncio.sleep(0.3)  # more polls: /metrics each time, /v1/loads only every LOADS_RETRY_POLLS
+        await gen.aclose()
+        await backend.close()
+        return load
+
+    load = asyncio.run(go())
+    assert load is not None
+    assert load.running == 1
+    assert load.kv_cache_usage is not None
+    assert wrapped.hits.get("/metrics", 0) >= 5
+    assert wrapped.hits.get("/v1/loads", 0) <= 2, wrapped.hits
