@@ -22,6 +22,8 @@ ATTEMPT = "lockgate.attempt"
 QUEUE_WAIT = "lockgate.queue_wait_s"
 ENGINE_TTFT = "lockgate.engine_ttft_s"
 FIRST_RELAY = "lockgate.first_token_relay_s"
+# On an engine call's CLIENT span: whether its connection went back to the pool for the next request.
+CONNECTION_KEPT = "lockgate.engine.connection_kept"
 PRIORITY = "lockgate.priority"
 TPOT = "lockgate.tpot_s"
 ITL_MEAN = "lockgate.itl_mean_s"

@@ -188,7 +188,7 @@ class HttpBackend:
                     # Runs after our consumer has the terminal event (it closes us once that is out), so the
                     # read costs the request no latency: only a finished stream is worth keeping its connection.
                     if completed:
-                        await drain(chunks)
+                        span.set_attribute(sc.CONNECTION_KEPT, await drain(chunks))
         except StreamTimeout as exc:
             flowing = translator.tokens > 0
             yield Failed(type="timeout", code="engine_timeout", status=504, retryable=not flowing,
