@@ -204,6 +204,15 @@ def apply(mode: str) -> dict[str, object]:
     return state
 
 
+def alive(pid: int) -> bool:
+    """Running, not a zombie that its parent has yet to reap."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2:].split()[0] != "Z"
+
+
 def stop_workers(backends: list[str], timeout_s: float = 60.0) -> int:
     """SIGTERM every lockgate worker of these backends; a worker finishes or hands back its jobs, then exits."""
     pids = [pid for pid, role in roles().items() if role.startswith("worker")
@@ -212,9 +221,9 @@ def stop_workers(backends: list[str], timeout_s: float = 60.0) -> int:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while any(Path(f"/proc/{p}").exists() for p in pids) and time.monotonic() < deadline:
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
-    left = [p for p in pids if Path(f"/proc/{p}").exists()]
+    left = [p for p in pids if alive(p)]
     print(f"stopped {len(pids) - len(left)} workers of {' '.join(backends)}"
           + (f"; still running: {left}" if left else ""))
     return 1 if left else 0

@@ -125,6 +125,9 @@ PY
     "$PY" bench/gpu/pin.py apply again  # the new processes get the pinning in force
     exit 0 ;;
   sglang)
+    # The third lease's first direct request after SGLang's start took 55 s (a one-time compile, most likely):
+    # a few requests of the bench's own shape first, outside the measurement.
+    bench --target "$SGL" -c 4 -n 8 --warmup 0 --no-self-check "${common[@]}" --out "$W/sglang-warm" >/dev/null
     bench --target "$SGL" --target "$LGSGL" -c "${BAKE_POINTS:-1,32,100,256}" -d "$DUR" --warmup 2s \
       --rounds "${BAKE_ROUNDS:-1}" --no-self-check "${common[@]}" --out "$W/sglang"
     "$PY" bench/gpu/tables.py "$W/sglang/summary.json" --baseline sglang-direct || true ;;

@@ -142,3 +142,32 @@ def test_engine_table_splits_lockgates_first_token_when_the_headers_were_recorde
     assert rows, table
     assert all(line.rstrip(" |").endswith("4.0") for line in rows[:4])
     assert all("| 50.0 |" in line for line in rows[:4])
+
+
+def test_pin_tells_the_workers_apart_and_stops_only_the_backends_asked(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Stand-ins with a worker's command line (pin.py knows lockgate's processes by it); run.sh's `workers` and
+    # `sglang-start` stop vLLM's workers this way and leave the others running.
+    from bench.gpu import pin
+
+    monkeypatch.setattr(pin, "W", tmp_path)
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    procs = {backend: subprocess.Popen([*sleeper, "gateway.cli", "worker", "--config", f"{tmp_path}/lockgate.toml",
+                                        "--backend", backend])
+             for backend in ("vllm-a", "vllm-a-other", "sglang-a", "hf-a")}
+    try:
+        deadline = time.monotonic() + 5
+        while len(roles := {pid: r for pid, r in pin.roles().items() if r.startswith("worker")}) < 4:
+            assert time.monotonic() < deadline, roles
+            time.sleep(0.05)
+        assert {b: roles[p.pid] for b, p in procs.items()} == {
+            "vllm-a": "worker-vllm", "vllm-a-other": "worker-vllm", "sglang-a": "worker-sglang", "hf-a": "worker-hf"}
+        assert pin.stop_workers(["vllm-a", "sglang-a"], timeout_s=10) == 0
+        assert procs["vllm-a"].poll() is not None
+        assert procs["sglang-a"].poll() is not None
+        assert procs["vllm-a-other"].poll() is None  # "--backend vllm-a" is not a prefix match
+        assert procs["hf-a"].poll() is None
+    finally:
+        for p in procs.values():
+            p.kill()
+            p.wait()
