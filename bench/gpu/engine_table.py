@@ -97,7 +97,9 @@ def pooled(runs: list[dict[str, Any]], pin: dict[str, Any]) -> dict[str, Any]:
         "cpu_engine": role("vllm-engine"), "cpu_engine_max_thread": busiest("vllm-engine"),
         "wait_engine": role("vllm-engine", "delay"),
         "cpu_gateways": role("gateway"), "wait_gateways": role("gateway", "delay"),
-        "cpu_workers": role("worker-vllm"), "wait_workers": role("worker-vllm", "delay"),
+        # The engine's workers: vLLM's, or SGLang's once it stands in for vLLM (run.sh sglang-start).
+        "cpu_workers": role("worker-vllm") or role("worker-sglang"),
+        "wait_workers": role("worker-vllm", "delay") or role("worker-sglang", "delay"),
         "cpu_redis": role("redis"),
         "cpu_client": sum(r["client_cpu"] * r["wall_s"] for r in runs) / wall,
         "busy_all": cpus(None), "busy_vllm_set": cpus(vllm_set), "busy_rest_set": cpus(rest_set),
@@ -148,7 +150,7 @@ def render(gs: list[dict[str, Any]], baseline: str | None) -> str:
             f"| {f(g['vllm_batch'])} | {f(g['vllm_steps_s'], 1, '.0f')} "
             f"| {f(g['client_conc'])} / {f(g['in_vllm'])} |")
     out += ["", "| condition | load | target | vLLM API server: cores (busiest thread) / wait | engine core: cores "
-            "(busiest thread) / wait | gateways: cores / wait | vLLM workers: cores / wait | Redis | client "
+            "(busiest thread) / wait | gateways: cores / wait | engine workers: cores / wait | Redis | client "
             "| CPUs busy: all / vLLM's / rest | steal |",
             "|---|---|---|---|---|---|---|---:|---:|---|---:|"]
     for g in gs:

@@ -10,7 +10,8 @@
 #                                   # run: /metrics, CPU and run-queue wait per process around each (engine_bench.py)
 #                                   # BAKE_POINTS (1,32,100,256), BAKE_ROUNDS (2), BAKE_TAG (engine-<pin state>),
 #                                   # BAKE_LG ("qwen-vllm:lockgate-vllm"; model:label pairs, space-separated: the
-#                                   # lockgate targets; setup.sh with BAKE_NOCU=1 serves qwen-vllm-nocu too)
+#                                   # lockgate targets; setup.sh with BAKE_NOCU=1 serves qwen-vllm-nocu too),
+#                                   # BAKE_DIRECT=sglang (SGLang direct, with BAKE_LG=qwen-sglang:lockgate-sglang)
 #   bash bench/gpu/run.sh workers BACKEND [N]   # stop the vLLM/SGLang workers, start N (4) for BACKEND instead
 #   bash bench/gpu/run.sh sglang-start  # stop vLLM, install and start SGLang 0.5.15 on :30000, 4 sglang-a workers
 #   bash bench/gpu/run.sh sglang    # SGLang direct vs lockgate -> sglang, closed loop (BAKE_POINTS, BAKE_ROUNDS 1)
@@ -79,11 +80,17 @@ PY
   engine)
     mode=$("$PY" -c 'import sys; sys.path.insert(0, "bench/gpu"); import pin; print(pin.state()["mode"])')
     phase=${BAKE_TAG:-engine-$mode}
-    "$PY" bench/gpu/pin.py exec -- "$PY" -m bench.gpu.engine_bench --out "$W/$phase" -- \
-      --target "$VLLM" "${lg_targets[@]}" -c "${BAKE_POINTS:-1,32,100,256}" -d "$DUR" --warmup 2s \
+    # BAKE_DIRECT=sglang: SGLang (after sglang-start) is the direct target; its /metrics has none of vLLM's
+    # names, so the engine-side columns stay empty, while the CPU figures and lockgate's TTFT split are there.
+    direct=$VLLM base=vllm-direct metrics=http://127.0.0.1:8100/metrics
+    if [ "${BAKE_DIRECT:-vllm}" = sglang ]; then
+      direct=$SGL base=sglang-direct metrics=http://127.0.0.1:30000/metrics
+    fi
+    "$PY" bench/gpu/pin.py exec -- "$PY" -m bench.gpu.engine_bench --out "$W/$phase" --engine-metrics "$metrics" -- \
+      --target "$direct" "${lg_targets[@]}" -c "${BAKE_POINTS:-1,32,100,256}" -d "$DUR" --warmup 2s \
       --rounds "${BAKE_ROUNDS:-2}" --no-self-check "${common[@]}"
-    "$PY" bench/gpu/tables.py "$W/$phase/summary.json" --baseline vllm-direct || true
-    "$PY" bench/gpu/engine_table.py "$W/$phase/engine.json" --baseline vllm-direct --csv "$W/$phase/engine.csv" \
+    "$PY" bench/gpu/tables.py "$W/$phase/summary.json" --baseline "$base" || true
+    "$PY" bench/gpu/engine_table.py "$W/$phase/engine.json" --baseline "$base" --csv "$W/$phase/engine.csv" \
       || true ;;
   pin)
     "$PY" bench/gpu/pin.py apply "${2:-pinned}"
