@@ -59,7 +59,7 @@ def _thread(pid: int, tid: int) -> tuple[str, float, float, int] | None:
     try:
         stat = Path(f"{base}/stat").read_text()
         comm = stat[stat.index("(") + 1: stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = pin.stat_fields(stat)
         cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
         delay = 0.0
         try:

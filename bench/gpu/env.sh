@@ -14,6 +14,17 @@ else
 fi
 export PYTHONUNBUFFERED=1
 
+install_wheels() {  # FROM TARGET: the carried wheels of FROM (parts of a split one joined first) into TARGET
+  local first name
+  for first in "$1"/*.part.00; do
+    [ -e "$first" ] || continue
+    name=${first%.part.00}
+    cat "$name".part.* > "$name" && rm "$name".part.*
+  done
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$2" "$1"/*.whl
+  touch "$2/.installed"
+}
+
 wait_for() {  # URL SECONDS WHAT LOG
   "$PY" bench/gpu/smoke.py --wait "$1" --timeout "$2" || { echo "$3: last lines of $4:" >&2; tail -40 "$4" >&2; exit 1; }
 }

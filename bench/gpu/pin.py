@@ -98,6 +98,12 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def stat_fields(stat: str) -> list[str]:
+    """The fields of a /proc/.../stat line after the command name (which may hold spaces and parentheses):
+    [0] is the state, [1] the parent pid, [11] and [12] user and system CPU ticks."""
+    return stat[stat.rindex(")") + 2:].split()
+
+
 def children_map() -> dict[int, list[int]]:
     kids: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
@@ -107,7 +113,7 @@ def children_map() -> dict[int, list[int]]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        ppid = int(stat_fields(stat)[1])
         kids.setdefault(ppid, []).append(int(entry.name))
     return kids
 
@@ -210,7 +216,7 @@ def alive(pid: int) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    return stat[stat.rindex(")") + 2:].split()[0] != "Z"
+    return stat_fields(stat)[0] != "Z"
 
 
 def stop_workers(backends: list[str], timeout_s: float = 60.0) -> int:

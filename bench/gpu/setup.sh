@@ -20,20 +20,12 @@ source "$ROOT/bench/gpu/env.sh"
 mkdir -p "$W"
 
 if [ -z "${BAKE_LOCAL:-}" ] && [ ! -f "$SITE/.installed" ]; then
-  cd "$ST"
-  for first in *.part.00; do
-    [ -e "$first" ] || continue
-    name=${first%.part.00}
-    cat "$name".part.* > "$name" && rm "$name".part.*
-  done
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$ST"/*.whl
+  tar -C /tmp -xzf "$ST/redis-bundle.tgz"
+  install_wheels "$ST" "$SITE"
   # SGLang's wheels, when carried (stage.sh sglang), install meanwhile: run.sh sglang-start needs them later.
   if ls "$SGST"/*.whl* >/dev/null 2>&1; then
-    setsid bash "$ROOT/bench/gpu/sglang_install.sh" >"$W/sglang-install.log" 2>&1 < /dev/null &
+    setsid bash bench/gpu/sglang_install.sh >"$W/sglang-install.log" 2>&1 < /dev/null &
   fi
-  tar -C /tmp -xzf "$ST/redis-bundle.tgz"
-  touch "$SITE/.installed"
-  cd "$ROOT"
 fi
 
 RPORT=${BAKE_REDIS_PORT:-6379}  # another port keeps a rehearsal off a Redis that this machine already runs
@@ -49,6 +41,10 @@ fi
 
 sed -e "s|/tmp/bake/model|$W/model|" -e "s|127.0.0.1:6379|127.0.0.1:$RPORT|" \
   -e "s|device = \"cuda\"|device = \"$BAKE_DEVICE\"|" bench/gpu/lockgate-gpu.toml >"$W/lockgate.toml"
+pin_all() {  # once everything runs: the sets, then pinned (BAKE_PIN) or open
+  "$PY" bench/gpu/pin.py topology
+  if [ -n "${BAKE_PIN:-}" ]; then "$PY" bench/gpu/pin.py apply pinned; else "$PY" bench/gpu/pin.py apply open; fi
+}
 start_gateways() {
   for i in $(seq "${BAKE_GATEWAYS:-4}"); do
     setsid "$PY" -m gateway.cli gateway --config "$W/lockgate.toml" >"$W/gateway-$i.log" 2>&1 < /dev/null &
@@ -60,8 +56,7 @@ if [ "${BAKE_ENGINE:-vllm}" = sglang ]; then
   # SGLang alone (no vLLM, no hf): needs only the lockgate folders of stage.sh's vLLM set (c5, c6) and SGLang's.
   start_gateways
   bash bench/gpu/run.sh sglang-start
-  "$PY" bench/gpu/pin.py topology
-  if [ -n "${BAKE_PIN:-}" ]; then "$PY" bench/gpu/pin.py apply pinned; else "$PY" bench/gpu/pin.py apply open; fi
+  pin_all
   echo "setup done (SGLang): $(date -u +%T)"
   exit 0
 fi
@@ -90,6 +85,5 @@ if [ -n "${BAKE_NOCU:-}" ]; then
 fi
 start_gateways
 "$PY" bench/gpu/smoke.py --models qwen-vllm qwen-hf ${BAKE_NOCU:+qwen-vllm-nocu qwen-vllm-cu} --timeout 600
-"$PY" bench/gpu/pin.py topology
-if [ -n "${BAKE_PIN:-}" ]; then "$PY" bench/gpu/pin.py apply pinned; else "$PY" bench/gpu/pin.py apply open; fi
+pin_all
 echo "setup done: $(date -u +%T)"

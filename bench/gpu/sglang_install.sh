@@ -6,13 +6,6 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 source "$ROOT/bench/gpu/env.sh"
 [ ! -f "$SGSITE/.installed" ] || exit 0
-cd "$SGST"
-for first in *.part.00; do
-  [ -e "$first" ] || continue
-  name=${first%.part.00}
-  cat "$name".part.* > "$name" && rm "$name".part.*
-done
 started=$(date +%s)
-"$PY" -m pip install -q --no-index --no-deps --no-compile --target "$SGSITE" "$SGST"/*.whl
-touch "$SGSITE/.installed"
+install_wheels "$SGST" "$SGSITE"
 echo "sglang installed in $(( $(date +%s) - started )) s: $(du -sh "$SGSITE" | cut -f1)"
