@@ -52,16 +52,20 @@ def wait_until_engine_idle(vllm_url: str, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
-def tcp_states(url: str) -> dict[str, int]:
-    """States of the TCP connections to ``url``'s port, from /proc/net/tcp (is an engine stream still open?)."""
+def tcp_connections(url: str) -> list[tuple[int, str]]:
+    """(local port, state) of this host's client connections to ``url``'s port, from /proc/net/tcp."""
     port = f"{httpx.URL(url).port:04X}"
     names = {"01": "ESTABLISHED", "06": "TIME_WAIT", "08": "CLOSE_WAIT", "04": "FIN_WAIT1", "05": "FIN_WAIT2"}
+    return [(int(fields[1].rsplit(":", 1)[1], 16), names.get(fields[3], fields[3]))
+            for fields in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
+            if fields[2].endswith(f":{port}")]
+
+
+def tcp_states(url: str) -> dict[str, int]:
+    """States of the TCP connections to ``url``'s port (is an engine stream still open?)."""
     counts: dict[str, int] = {}
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[2].endswith(f":{port}"):
-            state = names.get(fields[3], fields[3])
-            counts[state] = counts.get(state, 0) + 1
+    for _, state in tcp_connections(url):
+        counts[state] = counts.get(state, 0) + 1
     return counts
 
 
@@ -269,11 +273,8 @@ def test_health_and_load_come_from_vllms_own_endpoints(vllm_server: Any, gateway
 
 
 def client_ports(url: str) -> set[int]:
-    """Local ports of this host's ESTABLISHED client connections to ``url``'s port (/proc/net/tcp)."""
-    port = f"{httpx.URL(url).port:04X}"
-    return {int(fields[1].rsplit(":", 1)[1], 16)
-            for fields in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
-            if fields[2].endswith(f":{port}") and fields[3] == "01"}
+    """Local ports of this host's ESTABLISHED client connections to ``url``'s port."""
+    return {port for port, state in tcp_connections(url) if state == "ESTABLISHED"}
 
 
 def test_the_adapter_streams_every_request_on_one_kept_alive_connection(vllm_server: Any) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from backends.events import Completed, Event
+from backends.events import Completed, Delta, Event
 from backends.http.base import HttpBackend
 from backends.replicas.app import ReplicaApp
 from backends.replicas.request_log import RequestLog
@@ -42,6 +42,15 @@ def request(i: int) -> GenerationRequest:
         return GenerationRequest(request_id=f"r{i}", model="m", operation="chat", max_tokens=4,
                                  messages=(ChatMessage("user", "hi"),))
     return GenerationRequest(request_id=f"r{i}", model="m", operation="text_completion", max_tokens=4, prompt="hi")
+
+
+async def stop_at(backend: HttpBackend, req: GenerationRequest, kind: type[Event]) -> None:
+    """Consume a stream until its first ``kind`` event, then close it, as a worker or a departing client does."""
+    events = backend.generate(req)
+    async for event in events:
+        if isinstance(event, kind):
+            break
+    await events.aclose()
 
 
 def generation_ports(log: Path) -> list[int]:
@@ -85,11 +94,7 @@ def test_a_worker_that_stops_at_the_terminal_event_still_leaves_the_connection_r
         backend = ADAPTERS["vllm"](server.url)
         try:
             for i in range(4):
-                events = backend.generate(request(i))
-                async for event in events:
-                    if isinstance(event, Completed):
-                        break
-                await events.aclose()
+                await stop_at(backend, request(i), Completed)
         finally:
             await backend.close()
 
@@ -107,11 +112,7 @@ def test_a_cancelled_stream_closes_its_connection(serve: Callable[[Any], Any], t
         backend = ADAPTERS["vllm"](server.url)
         try:
             for _i in range(2):
-                events = backend.generate(request(0))
-                async for event in events:
-                    if type(event).__name__ == "Delta":
-                        break  # the client went away mid-stream
-                await events.aclose()
+                await stop_at(backend, request(0), Delta)  # the client went away mid-stream
             done = [e async for e in backend.generate(request(2))]  # a new connection, then reused
             assert isinstance(done[-1], Completed)
         finally:
