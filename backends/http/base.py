@@ -129,7 +129,7 @@ class HttpBackend:
         call = self.build_call(request)
         translator = self.translator(request)
         url = self.client.base_url.join(call.path)
-        with engine_call(self._tracer, url, self.engine) as (span, trace_headers):
+        with engine_call(self._tracer, url, self.engine, self.options.trace_propagation) as (span, trace_headers):
             terminal: Event | None = None
             try:
                 # aclosing: if our consumer stops at a yield, the engine stream closes now, not at GC.

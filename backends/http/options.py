@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -17,6 +17,10 @@ class HttpOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """Model name the engine serves (``--served-model-name``); empty: the public model name of the request."""
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     """Extra headers on every engine request (e.g. ``Authorization`` when the engine has ``--api-key``)."""
+    trace_propagation: Literal["always", "sampled", "never"] = "always"
+    """When the engine gets a ``traceparent``: ``always`` (it can join any trace, also one lockgate did not
+    sample), ``sampled`` (only where lockgate records the trace: vLLM with ``--otlp-traces-endpoint`` carries a
+    request's trace headers with every token it makes, work a trace nobody records does not need), ``never``."""
     connect_timeout_s: PositiveFloat = 3.0
     """TCP connect (and TLS) limit; a refused or slow connect is a retryable failure (another backend may serve)."""
     ttft_timeout_s: PositiveFloat = 60.0

@@ -39,3 +39,36 @@ start_workers() {  # BACKEND COUNT: lockgate workers for one backend of $W/lockg
 stop_workers() {  # BACKEND...: SIGTERM to their workers (they finish what they hold), then wait until they left
   "$PY" bench/gpu/pin.py stop-workers "$@"
 }
+
+model_of() {  # BACKEND: the model lockgate-gpu.toml routes to it (vllm-a -> qwen-vllm, vllm-notp -> qwen-vllm-notp)
+  case $1 in vllm-a) echo qwen-vllm ;; sglang-a) echo qwen-sglang ;; hf-a) echo qwen-hf ;; *) echo "qwen-$1" ;; esac
+}
+
+variants() {  # the extra vLLM backends setup.sh starts workers for: BAKE_VARIANTS, or BAKE_NOCU=1's two
+  echo "${BAKE_VARIANTS:-${BAKE_NOCU:+vllm-nocu vllm-cu}}"
+}
+
+start_vllm() {  # vLLM on :8100 (or its replica with BAKE_LOCAL), under setsid; extra server flags in BAKE_VLLM_ARGS
+  if [ -n "${BAKE_LOCAL:-}" ]; then
+    setsid "$PY" -m gateway.cli sim-server --protocol vllm --port 8100 --model qwen-bake \
+      >>"$W/vllm.log" 2>&1 < /dev/null &
+  else
+    # Only the one traced request (sampled traceparent) is exported by vLLM: the bench's requests carry none.
+    # shellcheck disable=SC2086  # BAKE_VLLM_ARGS is a list of flags
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf OTEL_SERVICE_NAME=vllm \
+    OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0 \
+    setsid "$PY" -m vllm.entrypoints.cli.main serve "$W/model" --served-model-name qwen-bake --port 8100 \
+      --max-model-len 2048 --gpu-memory-utilization 0.55 ${BAKE_VLLM_ARGS:-} \
+      --otlp-traces-endpoint http://127.0.0.1:4318/v1/traces >>"$W/vllm.log" 2>&1 < /dev/null &
+  fi
+  echo $! >"$W/vllm.pid"  # the root of vLLM's process tree (or the replica's), for bench/gpu/pin.py
+}
+
+stop_engine() {  # SIGTERM to the engine's process group ($W/vllm.pid: vLLM, its replica or SGLang); wait until gone
+  local pid
+  pid=$(cat "$W/vllm.pid" 2>/dev/null) || return 0
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
+    for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+  fi
+}

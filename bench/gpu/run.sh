@@ -10,9 +10,11 @@
 #                                   # run: /metrics, CPU and run-queue wait per process around each (engine_bench.py)
 #                                   # BAKE_POINTS (1,32,100,256), BAKE_ROUNDS (2), BAKE_TAG (engine-<pin state>),
 #                                   # BAKE_LG ("qwen-vllm:lockgate-vllm"; model:label pairs, space-separated: the
-#                                   # lockgate targets; setup.sh with BAKE_NOCU=1 serves qwen-vllm-nocu too),
+#                                   # lockgate targets; setup.sh's BAKE_VARIANTS add models: vllm-notp ->
+#                                   # qwen-vllm-notp, vllm-nocu -> qwen-vllm-nocu, vllm-cu -> qwen-vllm-cu),
 #                                   # BAKE_DIRECT=sglang (SGLang direct, with BAKE_LG=qwen-sglang:lockgate-sglang)
 #   bash bench/gpu/run.sh workers BACKEND [N]   # stop the vLLM/SGLang workers, start N (4) for BACKEND instead
+#   bash bench/gpu/run.sh vllm-restart  # vLLM again with BAKE_VLLM_ARGS (e.g. "--api-server-count 2"), its workers too
 #   bash bench/gpu/run.sh sglang-start  # stop vLLM, install and start SGLang 0.5.15 on :30000, 4 sglang-a workers
 #   bash bench/gpu/run.sh sglang    # SGLang direct vs lockgate -> sglang, closed loop (BAKE_POINTS, BAKE_ROUNDS 1)
 #   bash bench/gpu/run.sh pin pinned|open   # vLLM and the rest on separate cores, or both back on all (pin.py)
@@ -96,20 +98,31 @@ PY
     "$PY" bench/gpu/pin.py apply "${2:-pinned}"
     exit 0 ;;
   workers)
-    stop_workers vllm-a vllm-nocu vllm-cu sglang-a
+    stop_workers vllm-a vllm-nocu vllm-cu vllm-notp sglang-a
     start_workers "$2" "${3:-4}"
-    model=$(case $2 in vllm-a) echo qwen-vllm ;; vllm-nocu) echo qwen-vllm-nocu ;; vllm-cu) echo qwen-vllm-cu ;;
-            sglang-a) echo qwen-sglang ;; esac)
-    "$PY" bench/gpu/smoke.py --models "$model" --timeout 120
+    "$PY" bench/gpu/smoke.py --models "$(model_of "$2")" --timeout 120
     "$PY" bench/gpu/pin.py apply again  # the new processes get the pinning in force
+    exit 0 ;;
+  vllm-restart)
+    # vLLM again with other server flags (BAKE_VLLM_ARGS, e.g. "--api-server-count 2"): its workers (vllm-a and
+    # setup's BAKE_VARIANTS) leave first and come back on the new server; gateways, Redis and hf stay.
+    backends=(vllm-a $(variants))
+    stop_workers "${backends[@]}"
+    stop_engine
+    echo "== restart with: ${BAKE_VLLM_ARGS:-(no extra flags)}" >>"$W/vllm.log"
+    started=$(date +%s)
+    start_vllm
+    wait_for http://127.0.0.1:8100/health 600 vLLM "$W/vllm.log"
+    echo "vLLM answered /health after $(( $(date +%s) - started )) s"
+    models=()
+    for b in "${backends[@]}"; do start_workers "$b" "${BAKE_WORKERS:-4}"; models+=("$(model_of "$b")"); done
+    "$PY" bench/gpu/smoke.py --models "${models[@]}" --timeout 300
+    "$PY" bench/gpu/pin.py apply again
     exit 0 ;;
   sglang-start)
     # vLLM leaves first: SGLang gets the GPU memory and the CPUs vLLM had (pin.py treats it as the engine).
-    stop_workers vllm-a vllm-nocu vllm-cu
-    if [ -s "$W/vllm.pid" ] && kill -0 "$(cat "$W/vllm.pid")" 2>/dev/null; then
-      kill -TERM -- "-$(cat "$W/vllm.pid")" 2>/dev/null || kill -TERM "$(cat "$W/vllm.pid")"
-      for _ in $(seq 60); do kill -0 "$(cat "$W/vllm.pid")" 2>/dev/null || break; sleep 1; done
-    fi
+    stop_workers vllm-a vllm-nocu vllm-cu vllm-notp
+    stop_engine
     if [ -n "${BAKE_LOCAL:-}" ]; then  # the rehearsal: SGLang's protocol replica stands in for it
       setsid "$PY" -m gateway.cli sim-server --protocol sglang --port 30000 --model qwen-bake \
         >"$W/sglang.log" 2>&1 < /dev/null &

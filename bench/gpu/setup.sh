@@ -61,29 +61,19 @@ if [ "${BAKE_ENGINE:-vllm}" = sglang ]; then
   exit 0
 fi
 
-if [ -n "${BAKE_LOCAL:-}" ]; then
-  setsid "$PY" -m gateway.cli sim-server --protocol vllm --port 8100 --model qwen-bake \
-    >"$W/vllm.log" 2>&1 < /dev/null &
-else
-  # Only the one traced request (sampled traceparent) is exported by vLLM: the bench's requests carry none.
-  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf OTEL_SERVICE_NAME=vllm \
-  OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0 \
-  setsid "$PY" -m vllm.entrypoints.cli.main serve "$W/model" --served-model-name qwen-bake --port 8100 \
-    --max-model-len 2048 --gpu-memory-utilization 0.55 \
-    --otlp-traces-endpoint http://127.0.0.1:4318/v1/traces >"$W/vllm.log" 2>&1 < /dev/null &
-fi
-echo $! >"$W/vllm.pid"  # the root of vLLM's process tree (or the replica's), for bench/gpu/pin.py
+start_vllm
 
 setsid "$PY" -m gateway.cli worker --config "$W/lockgate.toml" --backend hf-a >"$W/worker-hf.log" 2>&1 < /dev/null &
 wait_for http://127.0.0.1:8100/health 600 vLLM "$W/vllm.log"
 start_workers vllm-a "${BAKE_WORKERS:-4}"
-# The same vLLM with neither token ids nor per-chunk usage, and with usage on every chunk (vllm-nocu, vllm-cu),
-# for more lockgate targets in the engine phase (BAKE_LG).
-if [ -n "${BAKE_NOCU:-}" ]; then
-  start_workers vllm-nocu "${BAKE_WORKERS:-4}"
-  start_workers vllm-cu "${BAKE_WORKERS:-4}"
-fi
+# More lockgate targets on the same vLLM for the engine phase (BAKE_LG), each with its own workers: BAKE_VARIANTS
+# names backends of lockgate-gpu.toml (vllm-notp, vllm-nocu, vllm-cu); BAKE_NOCU=1 is "vllm-nocu vllm-cu".
+models=(qwen-vllm qwen-hf)
+for b in $(variants); do
+  start_workers "$b" "${BAKE_WORKERS:-4}"
+  models+=("$(model_of "$b")")
+done
 start_gateways
-"$PY" bench/gpu/smoke.py --models qwen-vllm qwen-hf ${BAKE_NOCU:+qwen-vllm-nocu qwen-vllm-cu} --timeout 600
+"$PY" bench/gpu/smoke.py --models "${models[@]}" --timeout 600
 pin_all
 echo "setup done: $(date -u +%T)"

@@ -9,8 +9,10 @@ from typing import Any
 
 import httpx
 import msgspec
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -235,6 +237,45 @@ def test_request_body_headers_and_client_span_with_traceparent() -> None:
     assert body["stream_options"] == {"include_usage": True}  # usage once; each delta counted by its token ids
     assert body["return_token_ids"] is True
     assert "priority" not in body
+
+
+@pytest.mark.parametrize(("propagation", "sampled", "sent"), [
+    ("always", True, True), ("always", False, True), ("sampled", True, True), ("sampled", False, False),
+    ("never", True, False), ("never", False, False)])
+def test_trace_propagation_decides_when_the_engine_gets_a_traceparent(
+        propagation: str, sampled: bool, sent: bool) -> None:
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("traceparent"))
+        return sse(chunk("a", done=1, finish="stop"), USAGE, b"data: [DONE]\n\n")(request)
+
+    # The gateway's ratio sampler: a trace it records (1.0) or one it does not (0.0), whose context is still valid.
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(1.0 if sampled else 0.0)))
+    tracer = provider.get_tracer("test")
+
+    async def go() -> None:
+        backend = VllmBackend("v", VllmOptions(url="http://engine:8000", model="served",
+                                               trace_propagation=propagation),  # type: ignore[arg-type]
+                              transport=httpx.MockTransport(handler))
+        backend.use_tracer(tracer)
+        with tracer.start_as_current_span("process v", kind=SpanKind.CONSUMER):
+            async for _ in backend.generate(chat()):
+                pass
+        await backend.close()
+
+    asyncio.run(go())
+    assert len(seen) == 1
+    if sent:
+        assert seen[0] is not None
+        assert int(seen[0].rsplit("-", 1)[1], 16) & 1 == sampled  # W3C's sampled flag (bit 0)
+    else:
+        assert seen[0] is None
+
+
+def test_an_unknown_trace_propagation_is_a_config_error() -> None:
+    with pytest.raises(msgspec.ValidationError, match="trace_propagation"):
+        msgspec.convert({"url": "http://engine:8000", "trace_propagation": "sometimes"}, VllmOptions)
 
 
 def test_cancellation_closes_the_engine_stream() -> None:
