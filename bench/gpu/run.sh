@@ -17,6 +17,7 @@
 #   bash bench/gpu/run.sh vllm-restart  # vLLM again with BAKE_VLLM_ARGS (e.g. "--api-server-count 2"), its workers too
 #   bash bench/gpu/run.sh sglang-start  # stop vLLM, install and start SGLang 0.5.15 on :30000, 4 sglang-a workers
 #   bash bench/gpu/run.sh sglang    # SGLang direct vs lockgate -> sglang, closed loop (BAKE_POINTS, BAKE_ROUNDS 1)
+#   bash bench/gpu/run.sh burn      # direct vLLM alone, with and without busy loops on lockgate's CPUs (BAKE_BURN)
 #   bash bench/gpu/run.sh pin pinned|open   # vLLM and the rest on separate cores, or both back on all (pin.py)
 # The bench client runs on lockgate's CPUs while the processes are pinned (pin.py exec), on all CPUs otherwise.
 # Results: $W/<phase>/ (summary.json, report.html, requests.jsonl); copied to $OUT as <phase>.tgz when OUT is set.
@@ -94,6 +95,19 @@ PY
     "$PY" bench/gpu/tables.py "$W/$phase/summary.json" --baseline "$base" || true
     "$PY" bench/gpu/engine_table.py "$W/$phase/engine.json" --baseline "$base" --csv "$W/$phase/engine.csv" \
       || true ;;
+  burn)
+    # Direct vLLM alone, without and with BAKE_BURN (5) busy loops on lockgate's CPUs (bench/gpu/burn.py), in the
+    # order idle burn burn idle: does load on the other CPUs slow vLLM's engine by itself? vLLM's own TPOT and
+    # steps/s (engine_table) answer it; the fourth lease saw vLLM's ITL 10% higher under lockgate at c=32.
+    for step in idle-1 burn-1 burn-2 idle-2; do
+      pre=()
+      [ "${step%-*}" = burn ] && pre=("$PY" -m bench.gpu.burn "${BAKE_BURN:-5}" --)
+      "${pre[@]}" "$PY" bench/gpu/pin.py exec -- "$PY" -m bench.gpu.engine_bench --out "$W/burn/$step" \
+        --engine-metrics http://127.0.0.1:8100/metrics -- --target "$VLLM" -c "${BAKE_POINTS:-32,100}" -d "$DUR" \
+        --warmup 2s --rounds 1 --no-self-check "${common[@]}" | tail -n 3
+      echo "== $step"
+      "$PY" bench/gpu/engine_table.py "$W/burn/$step/engine.json" --baseline vllm-direct || true
+    done ;;
   pin)
     "$PY" bench/gpu/pin.py apply "${2:-pinned}"
     exit 0 ;;

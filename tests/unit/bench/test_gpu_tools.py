@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -171,3 +172,33 @@ def test_pin_tells_the_workers_apart_and_stops_only_the_backends_asked(tmp_path:
         for p in procs.values():
             p.kill()
             p.wait()
+
+
+@pytest.mark.parametrize("pinned", [False, True])
+def test_burn_runs_the_command_beside_busy_loops_and_stops_them(tmp_path: Path, pinned: bool) -> None:
+    # run.sh burn: direct vLLM with lockgate's CPUs kept busy; pinned, loops and command keep to the REST set.
+    from bench.gpu import burn
+
+    if pinned:
+        (tmp_path / "pin.json").write_text(json.dumps({"mode": "pinned", "rest_cpus": "0", "vllm_cpus": "1"}))
+    cmd = "import os, sys, time; time.sleep(1); print(sorted(os.sched_getaffinity(0))); sys.exit(3)"
+    out = subprocess.run([sys.executable, "-m", "bench.gpu.burn", "1", "--", sys.executable, "-c", cmd],
+                         cwd=ROOT, env={**os.environ, "W": str(tmp_path)}, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 3, out.stderr
+    affinity, report = out.stdout.strip().splitlines()
+    if pinned:
+        assert affinity == "[0]"
+        assert report.startswith("burn: 1 loops on CPUs 0 used ")
+    cores = float(report.split(" used ")[1].split()[0])
+    assert cores > 0.1  # the loop spun (it shares a noisy 2-core machine with the suite)
+    spinning = [p for p in Path("/proc").iterdir() if p.name.isdigit() and burn.SPIN.encode()[:40] in
+                _cmdline(p)]
+    assert spinning == []
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
