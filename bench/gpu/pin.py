@@ -147,9 +147,11 @@ def roles() -> dict[int, str]:
     out: dict[int, str] = {}
     root = vllm_root()
     if root is not None:
-        for pid in tree(root, kids):
-            cmd = cmdline(pid)
-            out[pid] = "vllm-api" if pid == root else ("vllm-engine" if "EngineCore" in cmd else "vllm-other")
+        procs = {pid: cmdline(pid) for pid in tree(root, kids)}
+        # With --api-server-count N, vLLM's root only launches: N children titled VLLM::APIServer_i serve HTTP.
+        api = {pid for pid, cmd in procs.items() if "APIServer" in cmd} or {root}
+        for pid, cmd in procs.items():
+            out[pid] = "vllm-api" if pid in api else ("vllm-engine" if "EngineCore" in cmd else "vllm-other")
     try:  # setup.sh's Redis only (its pidfile), never a Redis that the machine already ran
         redis = int((W / "redis.pid").read_text())
         if Path(f"/proc/{redis}").exists():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -202,3 +203,31 @@ def _cmdline(proc: Path) -> bytes:
         return (proc / "cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def test_pin_counts_vllms_api_server_children_as_its_api_server(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # vllm serve --api-server-count 2: the root process only launches; children titled VLLM::APIServer_i serve HTTP
+    # (the fourth lease's engine table showed the API server idle, its work under "other").
+    from bench.gpu import pin
+
+    monkeypatch.setattr(pin, "W", tmp_path)
+    child = "import time; time.sleep(60)"
+    # The titles come through the environment: in the launcher's own command line they would name it too.
+    launcher = ("import os, subprocess, sys, time\n"
+                f"kids = [subprocess.Popen([sys.executable, '-c', {child!r}, title]) for title in\n"
+                "        os.environ['TITLES'].split()]\n"
+                "time.sleep(60)")
+    root = subprocess.Popen([sys.executable, "-c", launcher], start_new_session=True, env={
+        **os.environ, "TITLES": "VLLM::APIServer_0 VLLM::APIServer_1 VLLM::EngineCore_DP0"})
+    (tmp_path / "vllm.pid").write_text(str(root.pid))
+    try:
+        deadline = time.monotonic() + 10
+        while len(roles := {pid: r for pid, r in pin.roles().items() if r.startswith("vllm")}) < 4:
+            assert time.monotonic() < deadline, roles
+            time.sleep(0.05)
+        assert roles[root.pid] == "vllm-other"
+        assert sorted(roles.values()) == ["vllm-api", "vllm-api", "vllm-engine", "vllm-other"]
+    finally:
+        os.killpg(root.pid, signal.SIGKILL)
+        root.wait()
