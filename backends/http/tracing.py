@@ -39,6 +39,7 @@ def engine_call(
         sampled = get_current_span(ctx).get_span_context().trace_flags.sampled
         if propagation == "always" or (propagation == "sampled" and sampled):
             _PROPAGATOR.inject(carrier, context=ctx)
+        span.set_attribute(sc.TRACEPARENT_SENT, "traceparent" in carrier)
         yield span, carrier
     finally:
         span.end()

@@ -252,6 +252,8 @@ def test_trace_propagation_decides_when_the_engine_gets_a_traceparent(
 
     # The gateway's ratio sampler: a trace it records (1.0) or one it does not (0.0), whose context is still valid.
     provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(1.0 if sampled else 0.0)))
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("test")
 
     async def go() -> None:
@@ -271,6 +273,10 @@ def test_trace_propagation_decides_when_the_engine_gets_a_traceparent(
         assert int(seen[0].rsplit("-", 1)[1], 16) & 1 == sampled  # W3C's sampled flag (bit 0)
     else:
         assert seen[0] is None
+    if sampled:  # a recorded CLIENT span says whether the engine joined the trace
+        client = next(s for s in exporter.get_finished_spans() if s.kind == SpanKind.CLIENT)
+        assert client.attributes is not None
+        assert client.attributes["lockgate.engine.traceparent_sent"] is sent
 
 
 def test_an_unknown_trace_propagation_is_a_config_error() -> None:
