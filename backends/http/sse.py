@@ -37,24 +37,28 @@ class SSEDecoder:
         out: list[SSEEvent] = []
         buf = self._buf
         buf += chunk
-        start = 0
-        i = 0
         n = len(buf)
-        if self._skip_lf and n and buf[0] == 0x0A:
-            start = i = 1
+        start = 1 if self._skip_lf and n and buf[0] == 0x0A else 0
         self._skip_lf = False
-        while i < n:
-            c = buf[i]
-            if c == 0x0A or c == 0x0D:
-                self._line(bytes(buf[start:i]), out, t_ns)
-                if c == 0x0D:
-                    if i + 1 < n:
-                        if buf[i + 1] == 0x0A:
-                            i += 1
-                    else:
-                        self._skip_lf = True
-                start = i + 1
-            i += 1
+        # Line ends are found by bytearray.find (C), not byte by byte: an engine chunk is a few hundred bytes per
+        # token, and this runs for every one. Engines send LF; CR and CRLF are rare, so they are looked for only
+        # when the buffer holds a CR at all.
+        has_cr = b"\r" in buf
+        while True:
+            lf = buf.find(b"\n", start)
+            cr = buf.find(b"\r", start) if has_cr else -1
+            if cr != -1 and (lf == -1 or cr < lf):
+                self._line(bytes(buf[start:cr]), out, t_ns)
+                if cr + 1 < n:
+                    start = cr + 2 if buf[cr + 1] == 0x0A else cr + 1
+                else:
+                    self._skip_lf = True  # an LF in the next chunk belongs to this line end
+                    start = cr + 1
+            elif lf != -1:
+                self._line(bytes(buf[start:lf]), out, t_ns)
+                start = lf + 1
+            else:
+                break
         del buf[:start]
         return out
 
