@@ -35,12 +35,17 @@ def parse_samples(text: str) -> list[Sample]:
     return out
 
 
+def values(samples: Iterable[Sample], name: str, match: Mapping[str, str] | None = None) -> list[float]:
+    """The values of ``name`` (NaN left out) whose labels agree with ``match`` where they have those labels."""
+    return [s.value for s in samples if s.name == name and not math.isnan(s.value)
+            and all(s.labels.get(k, v) == v for k, v in (match or {}).items())]
+
+
 def total(samples: Iterable[Sample], names: Iterable[str], match: Mapping[str, str] | None = None) -> float | None:
     """Sum of the first of ``names`` present (engines rename metrics between versions), filtered by labels."""
     samples = list(samples)
     for name in names:
-        values = [s.value for s in samples if s.name == name and not math.isnan(s.value)
-                  and all(s.labels.get(k, v) == v for k, v in (match or {}).items())]
-        if values:
-            return sum(values)
+        found = values(samples, name, match)
+        if found:
+            return sum(found)
     return None

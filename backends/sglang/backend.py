@@ -8,7 +8,7 @@ from typing import Any
 from backends.http.base import HttpBackend
 from backends.http.openai import OpenAIChunks, openai_call
 from backends.http.priority import sglang_priority
-from backends.http.prometheus import Sample, parse_samples, total
+from backends.http.prometheus import Sample, parse_samples, total, values
 from backends.http.translate import EngineCall, Translator
 from backends.protocol import Health, Load
 from backends.request import GenerationRequest
@@ -86,7 +86,6 @@ def metrics_to_load(samples: list[Sample], model: str | None) -> Load | None:
     waiting = total(samples, ("sglang:num_queue_reqs",), match)
     if running is None and waiting is None:
         return None
-    usage = [s.value for s in samples if s.name == "sglang:token_usage"
-             and all(s.labels.get(k, v) == v for k, v in (match or {}).items())]
+    usage = values(samples, "sglang:token_usage", match)
     return Load(waiting=int(waiting or 0), running=int(running or 0),
                 kv_cache_usage=sum(usage) / len(usage) if usage else None)
