@@ -36,8 +36,8 @@ def engine_call(
     try:
         carrier: dict[str, str] = {}
         ctx = set_span_in_context(span, parent) if span.get_span_context().is_valid else parent
-        sampled = get_current_span(ctx).get_span_context().trace_flags.sampled
-        if propagation == "always" or (propagation == "sampled" and sampled):
+        if propagation == "always" or (
+                propagation == "sampled" and get_current_span(ctx).get_span_context().trace_flags.sampled):
             _PROPAGATOR.inject(carrier, context=ctx)
         span.set_attribute(sc.TRACEPARENT_SENT, "traceparent" in carrier)
         yield span, carrier
