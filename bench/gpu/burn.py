@@ -35,8 +35,7 @@ def burn(n: int, argv: list[str]) -> int:
         used = 0.0
         for p in loops:
             with open(f"/proc/{p.pid}/stat") as f:
-                fields = pin.stat_fields(f.read())
-            used += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                used += pin.cpu_seconds(f.read())
             p.kill()
             p.wait()
         wall = time.monotonic() - started

@@ -21,8 +21,6 @@ from typing import Any
 
 from bench.gpu import pin  # run from the repo root: python3 -m bench.gpu.engine_bench
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
 
 def parse_metrics(text: str) -> dict[str, float]:
     """`vllm:` series -> value, label sets summed (one engine, one model here); buckets and `_created` skipped."""
@@ -59,8 +57,7 @@ def _thread(pid: int, tid: int) -> tuple[str, float, float, int] | None:
     try:
         stat = Path(f"{base}/stat").read_text()
         comm = stat[stat.index("(") + 1: stat.rindex(")")]
-        fields = pin.stat_fields(stat)
-        cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        cpu = pin.cpu_seconds(stat)
         delay = 0.0
         try:
             run_ns, wait_ns, _ = Path(f"{base}/schedstat").read_text().split()

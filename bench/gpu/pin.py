@@ -30,6 +30,7 @@ from pathlib import Path
 
 W = Path(os.environ.get("W", "/tmp/bake"))
 SYS_CPU = Path("/sys/devices/system/cpu")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Followed by the model's path under $W. The "vllm" set and roles hold the engine under test, SGLang's too.
 VLLM_MARKERS = ("vllm.entrypoints.cli.main serve", "sglang.launch_server --model-path")
 
@@ -102,6 +103,12 @@ def stat_fields(stat: str) -> list[str]:
     """The fields of a /proc/.../stat line after the command name (which may hold spaces and parentheses):
     [0] is the state, [1] the parent pid, [11] and [12] user and system CPU ticks."""
     return stat[stat.rindex(")") + 2:].split()
+
+
+def cpu_seconds(stat: str) -> float:
+    """User plus system CPU of a /proc/.../stat line, in seconds."""
+    fields = stat_fields(stat)
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def children_map() -> dict[int, list[int]]:

@@ -112,7 +112,7 @@ PY
     "$PY" bench/gpu/pin.py apply "${2:-pinned}"
     exit 0 ;;
   workers)
-    stop_workers vllm-a vllm-nocu vllm-cu vllm-notp sglang-a
+    stop_workers "${VLLM_BACKENDS[@]}" sglang-a
     start_workers "$2" "${3:-4}"
     "$PY" bench/gpu/smoke.py --models "$(model_of "$2")" --timeout 120
     "$PY" bench/gpu/pin.py apply again  # the new processes get the pinning in force
@@ -135,7 +135,7 @@ PY
     exit 0 ;;
   sglang-start)
     # vLLM leaves first: SGLang gets the GPU memory and the CPUs vLLM had (pin.py treats it as the engine).
-    stop_workers vllm-a vllm-nocu vllm-cu vllm-notp
+    stop_workers "${VLLM_BACKENDS[@]}"
     stop_engine
     if [ -n "${BAKE_LOCAL:-}" ]; then  # the rehearsal: SGLang's protocol replica stands in for it
       setsid "$PY" -m gateway.cli sim-server --protocol sglang --port 30000 --model qwen-bake \
