@@ -15,7 +15,7 @@ from collections.abc import Callable
 from backends.events import TERMINAL, Delta, Event
 from dispatch.redis.connection import REDIS_ERRORS
 from dispatch.redis.wire import encode_events
-from dispatch.redis.writer import CANCELLED, GONE, Fields, InboxWriter
+from dispatch.redis.writer import CANCELLED, GONE, InboxWriter
 
 
 class StopJob(BaseException):
@@ -91,10 +91,9 @@ class Outbox:
         first_token = not self.token_sent and any(isinstance(e, Delta) and e.tokens > 0 for e in batch)
         ack = self._ack if isinstance(batch[-1], TERMINAL) else None
         urgent = first_token or ack is not None
-        fields: Fields = {"j": self._job_id, "w": self._worker, "e": encode_events(batch)}
         try:
-            written = await self._writer.write(self._inbox, self._job_id, fields, urgent=urgent,
-                                               marker=first_token, ack=ack)
+            written = await self._writer.write(self._inbox, self._job_id, self._worker, encode_events(batch),
+                                               urgent=urgent, marker=first_token, ack=ack)
         except REDIS_ERRORS as exc:
             raise InboxUnreachable(str(exc)) from exc
         self.writes += 1

@@ -2,43 +2,62 @@
 
 Urgent batches (a first token, a terminal event) are sent at once, with whatever else is queued. Other
 batches wait for the next tick (``window_s``, 1-2 ms): all jobs' deltas produced meanwhile share one
-pipeline. Batches queued while a pipeline is in flight go in the next one. Order per job is kept: a job has
-at most one batch in flight (see ``Outbox``). This is what keeps a worker's CPU per streamed token low.
+pipeline, with one ``EMIT`` script call per gateway inbox for all of that gateway's batches (the script checks
+each job's cancel flag, sets its streamed marker and XADDs its events). Batches queued while a pipeline is in
+flight go in the next one. Order per job is kept: a job has at most one batch in flight (see ``Outbox``). This
+is what keeps a worker's CPU per streamed token low.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
-from redis.typing import EncodableT, FieldT
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 
 from dispatch.redis.connection import REDIS_ERRORS, RedisClient
 from dispatch.redis.keys import GROUP, Keys
+from dispatch.redis.scripts import EMIT
 
-Fields = dict[FieldT, EncodableT]
 WRITTEN, GONE, CANCELLED = 1, 0, 2
+_MARKER, _LAST = 1, 2  # EMIT's per-batch flags
 
 
 class Write:
-    """One job's batch. ``marker``: set the job's streamed marker first (its first token is in the batch).
-    ``ack``: (stream, entry id) to acknowledge and delete after the batch is written (its terminal event)."""
+    """One job's batch: ``events`` (msgpack) from ``worker``. ``marker``: set the job's streamed marker first (its
+    first token is in the batch). ``ack``: (stream, entry id) to acknowledge and delete after the batch is
+    written (its terminal event); the job's keys are deleted with it."""
 
-    __slots__ = ("ack", "done", "fields", "inbox", "job_id", "marker")
+    __slots__ = ("ack", "done", "events", "inbox", "job_id", "marker", "worker")
 
-    def __init__(self, inbox: str, job_id: str, fields: Fields, marker: bool,
+    def __init__(self, inbox: str, job_id: str, worker: str, events: bytes, marker: bool,
                  ack: tuple[str, str] | None, done: asyncio.Future[int]) -> None:
         self.inbox = inbox
         self.job_id = job_id
-        self.fields = fields
+        self.worker = worker
+        self.events = events
         self.marker = marker
         self.ack = ack
         self.done = done
 
 
+def emit_call(batch: list[Write], ttl: int) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of one EMIT call for ``batch``, all of one inbox."""
+    inbox = batch[0].inbox
+    keys = [inbox]
+    args: list[Any] = [ttl]
+    for w in batch:
+        keys += (Keys.cancel_flag(inbox, w.job_id), Keys.streamed(inbox, w.job_id))
+        args += (w.job_id, w.worker, w.events, (_MARKER if w.marker else 0) | (_LAST if w.ack else 0))
+    return keys, args
+
+
 class InboxWriter:
     def __init__(self, redis: RedisClient, *, marker_ttl_s: int, window_s: float) -> None:
         self._redis = redis
+        self._emit = redis.register_script(EMIT)
         self._ttl = marker_ttl_s
         self._window = window_s
         self._queue: list[Write] = []
@@ -56,13 +75,13 @@ class InboxWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def write(self, inbox: str, job_id: str, fields: Fields, *, urgent: bool, marker: bool = False,
-                    ack: tuple[str, str] | None = None) -> int:
+    async def write(self, inbox: str, job_id: str, worker: str, events: bytes, *, urgent: bool,
+                    marker: bool = False, ack: tuple[str, str] | None = None) -> int:
         """Append to ``inbox``: WRITTEN, GONE (no inbox: its gateway is gone) or CANCELLED (written, but the job
         is flagged cancelled). Raises one of REDIS_ERRORS."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[int] = loop.create_future()
-        self._queue.append(Write(inbox, job_id, fields, marker, ack, done))
+        self._queue.append(Write(inbox, job_id, worker, events, marker, ack, done))
         if urgent or not self._window:
             self._wake.set()
         elif self._tick is None:
@@ -81,42 +100,49 @@ class InboxWriter:
                 await self._send(batch)
 
     async def _send(self, batch: list[Write]) -> None:
-        slots: list[int] = []
+        groups: dict[str, list[Write]] = {}
+        for w in batch:
+            groups.setdefault(w.inbox, []).append(w)
+        calls = [emit_call(g, self._ttl) for g in groups.values()]
         self.pipelines += 1
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                n = 0
-                for w in batch:
-                    if w.marker:
-                        # Before the XADD, on the same connection: a crash in between errs on the safe side
-                        # (the job counts as streamed: failed on reclaim rather than replayed).
-                        pipe.set(Keys.streamed(w.inbox, w.job_id), b"1", ex=self._ttl)
-                        n += 1
-                    # Rides along for free: a job cancelled before or while running stops at its next write.
-                    pipe.exists(Keys.cancel_flag(w.inbox, w.job_id))
-                    # NOMKSTREAM: never recreate a vanished inbox (it would have no TTL and no reader).
-                    pipe.xadd(w.inbox, w.fields, nomkstream=True)
-                    slots.append(n)
-                    n += 2
-                    if w.ack is not None:
-                        stream, entry_id = w.ack
+            results = await self._emit_all(calls)
+            for i, (keys, args) in enumerate(calls):
+                if isinstance(results[i], NoScriptError):
+                    # Redis lost its script cache (a restart, a failover): the Script object loads it again.
+                    results[i] = await self._emit(keys=keys, args=args)
+            # Only once the terminal events are known to be in the inboxes (an ack in the EMITs' pipeline would
+            # run even where its EMIT failed): one more round trip, for the batches that end a job.
+            acks = [w.ack for g, out in zip(groups.values(), results, strict=True)
+                    if not isinstance(out, Exception) for w in g if w.ack is not None]
+            if acks:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for stream, entry_id in acks:
                         pipe.xack(stream, GROUP, entry_id)
                         pipe.xdel(stream, entry_id)
-                        pipe.delete(Keys.cancel_flag(w.inbox, w.job_id), Keys.streamed(w.inbox, w.job_id))
-                        n += 3
-                results = await pipe.execute(raise_on_error=False)
+                    await pipe.execute()
         except REDIS_ERRORS as exc:
             for w in batch:
                 if not w.done.done():
                     w.done.set_exception(exc)
             return
-        for w, slot in zip(batch, slots, strict=True):
-            if w.done.done():
-                continue
-            cancelled, added = results[slot], results[slot + 1]
-            if isinstance(added, Exception):
-                w.done.set_exception(added)
-            elif added is None:
-                w.done.set_result(GONE)
-            else:
-                w.done.set_result(CANCELLED if cancelled == 1 else WRITTEN)
+        for group, outcome in zip(groups.values(), results, strict=True):
+            for j, w in enumerate(group):
+                if w.done.done():
+                    continue
+                if isinstance(outcome, Exception):
+                    w.done.set_exception(outcome)
+                else:
+                    w.done.set_result(int(outcome[j]))
+
+    async def _emit_all(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """One EMIT per call, each call's reply or error in its place."""
+        if isinstance(self._redis, RedisCluster):
+            # redis-py refuses EVALSHA in a Cluster pipeline: concurrent calls instead, each to its inbox's node.
+            return list(await asyncio.gather(*(self._emit(keys=k, args=a) for k, a in calls),
+                                             return_exceptions=True))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                # EVALSHA, not the Script object: a pipeline holding a Script sends SCRIPT EXISTS first.
+                pipe.evalsha(self._emit.sha, len(keys), *keys, *args)
+            return list(await pipe.execute(raise_on_error=False))

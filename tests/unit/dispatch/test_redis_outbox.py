@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from backends.events import Completed, Delta, Started
 from dispatch.redis.keys import GROUP, Keys
-from dispatch.redis.outbox import GatewayGone, JobCancelled, Outbox
+from dispatch.redis.outbox import GatewayGone, InboxUnreachable, JobCancelled, Outbox
 from dispatch.redis.wire import decode_events
 from dispatch.redis.writer import InboxWriter
 
@@ -110,3 +110,67 @@ async def test_cancel_flag_stops_the_job_at_its_next_write(redis: tuple[Redis, s
         await outbox.flush()
     assert isinstance(stopped[0], JobCancelled)
     await writer.close()
+
+
+@pytest.mark.anyio
+async def test_one_tick_serves_many_jobs_on_two_inboxes_each_with_its_own_outcome(redis: tuple[Redis, str]) -> None:
+    client, prefix = redis
+    keys = Keys(prefix, 1)
+    live, gone = keys.inbox("gw1"), keys.inbox("gw2")
+    await client.xadd(live, {"hello": "1"})
+    await client.expire(live, 60)
+    await client.set(Keys.cancel_flag(live, "c"), b"1", ex=60)
+    writer = InboxWriter(client, marker_ttl_s=60, window_s=0.05)
+    writer.start()
+    outboxes = {job: Outbox(writer, inbox=live if job != "g" else gone, job_id=job, worker_id="w", ack=("s", "0-1"))
+                for job in ("a", "b", "c", "g")}
+    for box in outboxes.values():
+        await box.emit(Delta(text="x", tokens=0))
+    outcomes = {}
+    for job, box in outboxes.items():
+        try:
+            await box.flush()
+            outcomes[job] = "written"
+        except (GatewayGone, JobCancelled) as exc:
+            outcomes[job] = type(exc).__name__
+    await writer.close()
+    assert outcomes == {"a": "written", "b": "written", "c": "JobCancelled", "g": "GatewayGone"}
+    assert writer.pipelines == 1, "the four batches shared one round trip"
+    jobs = [f[b"j"] for _, f in await client.xrange(live) if b"j" in f]
+    assert jobs == [b"a", b"b", b"c"]
+    assert await client.exists(gone) == 0
+
+
+@pytest.mark.anyio
+async def test_a_lost_script_cache_is_reloaded_and_nothing_is_lost(redis: tuple[Redis, str]) -> None:
+    client, prefix = redis
+    inbox, stream, entry = await setup(client, prefix)
+    writer = InboxWriter(client, marker_ttl_s=60, window_s=0.001)
+    writer._emit.sha = "0" * 40  # what EVALSHA meets after a Redis restart or failover: NOSCRIPT
+    writer.start()
+    outbox = Outbox(writer, inbox=inbox, job_id="j", worker_id="w", ack=(stream, entry))
+    await outbox.emit(Delta(text="a", tokens=1))
+    await outbox.emit(Completed(finish_reasons=("stop",), prompt_tokens=1, completion_tokens=1))
+    await writer.close()
+    events = [e for _, f in await client.xrange(inbox) if b"e" in f for e in decode_events(f[b"e"])]
+    assert [type(e) for e in events] == [Delta, Completed]
+    assert outbox.acked
+    assert await client.xlen(stream) == 0
+
+
+@pytest.mark.anyio
+async def test_a_terminal_event_that_could_not_be_written_is_not_acknowledged(redis: tuple[Redis, str]) -> None:
+    client, prefix = redis
+    inbox, stream, entry = await setup(client, prefix)
+    await client.delete(inbox)
+    await client.set(inbox, b"not a stream", ex=60)  # the XADD in the script fails (WRONGTYPE)
+    writer = InboxWriter(client, marker_ttl_s=60, window_s=0.001)
+    writer.start()
+    outbox = Outbox(writer, inbox=inbox, job_id="j", worker_id="w", ack=(stream, entry))
+    with pytest.raises(InboxUnreachable):
+        await outbox.emit(Completed(finish_reasons=("stop",), prompt_tokens=1, completion_tokens=0))
+    await writer.close()
+    assert not outbox.acked
+    pending = await client.xpending(stream, GROUP)
+    assert pending["pending"] == 1, "left for redelivery, not acknowledged"
+    assert await client.xlen(stream) == 1
