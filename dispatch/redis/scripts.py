@@ -115,24 +115,21 @@ return out
 
 
 # KEYS: 1 a gateway's inbox, then per batch (job) i: 2i its cancel flag, 2i+1 its streamed marker (all in the
-# gateway's slot). ARGV: 1 marker ttl (s), then per batch 4 values: job id, worker id, msgpack events, flags
-# (1: set the streamed marker first, the batch holds the job's first token; 2: delete the job's two keys after,
-# the batch ends with its terminal event). One call per inbox carries every batch a worker has for it, instead
-# of an EXISTS and an XADD each: at 64 running jobs a tick that is 7 instead of 26 µs of the worker's CPU per
-# batch (bench/inbox_writer.py). NOMKSTREAM: a vanished inbox is never recreated (it would have no TTL and no
-# reader). Returns per batch: 1 written, 0 no inbox (its gateway is gone), 2 written but the job is cancelled.
+# gateway's slot). ARGV: 1 marker ttl (s), then per batch 4 values: job id, worker id, msgpack events, and 1 to set
+# the streamed marker first (the batch holds the job's first token) or 0. One call per inbox carries every batch a
+# worker has for it, instead of an EXISTS and an XADD each: at 64 running jobs a tick that is 7 instead of 26 µs
+# of the worker's CPU per batch (bench/inbox_writer.py). NOMKSTREAM: a vanished inbox is never recreated (it would
+# have no TTL and no reader). Returns per batch: 1 written, 0 no inbox (its gateway is gone), 2 written but the
+# job is cancelled. A job's keys are deleted with its acknowledgement, not here (see InboxWriter).
 EMIT = """
 local ttl = ARGV[1]
 local out = {}
 for i = 1, (#ARGV - 1) / 4 do
   local a = (i - 1) * 4 + 1
-  local flags = tonumber(ARGV[a + 4])
-  local cancel, streamed = KEYS[2 * i], KEYS[2 * i + 1]
   -- Before the XADD: a failure in between errs on the safe side (the job counts as streamed).
-  if flags % 2 == 1 then redis.call('SET', streamed, '1', 'EX', ttl) end
-  local cancelled = redis.call('EXISTS', cancel)
+  if ARGV[a + 4] == '1' then redis.call('SET', KEYS[2 * i + 1], '1', 'EX', ttl) end
+  local cancelled = redis.call('EXISTS', KEYS[2 * i])
   local id = redis.call('XADD', KEYS[1], 'NOMKSTREAM', '*', 'j', ARGV[a + 1], 'w', ARGV[a + 2], 'e', ARGV[a + 3])
-  if flags >= 2 then redis.call('DEL', cancel, streamed) end
   if not id then out[i] = 0 elseif cancelled == 1 then out[i] = 2 else out[i] = 1 end
 end
 return out

@@ -22,13 +22,12 @@ from dispatch.redis.keys import GROUP, Keys
 from dispatch.redis.scripts import EMIT
 
 WRITTEN, GONE, CANCELLED = 1, 0, 2
-_MARKER, _LAST = 1, 2  # EMIT's per-batch flags
 
 
 class Write:
     """One job's batch: ``events`` (msgpack) from ``worker``. ``marker``: set the job's streamed marker first (its
     first token is in the batch). ``ack``: (stream, entry id) to acknowledge and delete after the batch is
-    written (its terminal event); the job's keys are deleted with it."""
+    written (its terminal event), with the job's cancel flag and streamed marker."""
 
     __slots__ = ("ack", "done", "events", "inbox", "job_id", "marker", "worker")
 
@@ -50,7 +49,7 @@ def emit_call(batch: list[Write], ttl: int) -> tuple[list[str], list[Any]]:
     args: list[Any] = [ttl]
     for w in batch:
         keys += (Keys.cancel_flag(inbox, w.job_id), Keys.streamed(inbox, w.job_id))
-        args += (w.job_id, w.worker, w.events, (_MARKER if w.marker else 0) | (_LAST if w.ack else 0))
+        args += (w.job_id, w.worker, w.events, 1 if w.marker else 0)
     return keys, args
 
 
@@ -111,29 +110,41 @@ class InboxWriter:
                 if isinstance(results[i], NoScriptError):
                     # Redis lost its script cache (a restart, a failover): the Script object loads it again.
                     results[i] = await self._emit(keys=keys, args=args)
-            # Only once the terminal events are known to be in the inboxes (an ack in the EMITs' pipeline would
-            # run even where its EMIT failed): one more round trip, for the batches that end a job.
-            acks = [w.ack for g, out in zip(groups.values(), results, strict=True)
-                    if not isinstance(out, Exception) for w in g if w.ack is not None]
-            if acks:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for stream, entry_id in acks:
-                        pipe.xack(stream, GROUP, entry_id)
-                        pipe.xdel(stream, entry_id)
-                    await pipe.execute()
         except REDIS_ERRORS as exc:
-            for w in batch:
-                if not w.done.done():
-                    w.done.set_exception(exc)
+            _fail(batch, exc)
             return
+        ending: list[tuple[Write, tuple[str, str], int]] = []
         for group, outcome in zip(groups.values(), results, strict=True):
             for j, w in enumerate(group):
                 if w.done.done():
                     continue
                 if isinstance(outcome, Exception):
                     w.done.set_exception(outcome)
-                else:
+                elif w.ack is None:
                     w.done.set_result(int(outcome[j]))
+                else:
+                    ending.append((w, w.ack, int(outcome[j])))
+        if ending:
+            await self._acknowledge(ending)
+
+    async def _acknowledge(self, ending: list[tuple[Write, tuple[str, str], int]]) -> None:
+        """The jobs whose terminal events Redis has just confirmed: XACK + XDEL, and their keys deleted, in one
+        more round trip. Never in the EMITs' own pipeline: there an ack would run even where its EMIT failed,
+        and on a Cluster the two go to different masters in either order. If this fails the jobs stay pending
+        with their streamed markers: reclaimed, they are failed rather than run again."""
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for w, (stream, entry_id), _ in ending:
+                    pipe.xack(stream, GROUP, entry_id)
+                    pipe.xdel(stream, entry_id)
+                    pipe.delete(Keys.cancel_flag(w.inbox, w.job_id), Keys.streamed(w.inbox, w.job_id))
+                await pipe.execute()
+        except REDIS_ERRORS as exc:
+            _fail([w for w, _, _ in ending], exc)
+            return
+        for w, _, outcome in ending:
+            if not w.done.done():
+                w.done.set_result(outcome)
 
     async def _emit_all(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         """One EMIT per call, each call's reply or error in its place."""
@@ -146,3 +157,9 @@ class InboxWriter:
                 # EVALSHA, not the Script object: a pipeline holding a Script sends SCRIPT EXISTS first.
                 pipe.evalsha(self._emit.sha, len(keys), *keys, *args)
             return list(await pipe.execute(raise_on_error=False))
+
+
+def _fail(writes: list[Write], exc: Exception) -> None:
+    for w in writes:
+        if not w.done.done():
+            w.done.set_exception(exc)

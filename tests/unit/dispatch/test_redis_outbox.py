@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from backends.events import Completed, Delta, Started
 from dispatch.redis.keys import GROUP, Keys
@@ -174,3 +177,32 @@ async def test_a_terminal_event_that_could_not_be_written_is_not_acknowledged(re
     pending = await client.xpending(stream, GROUP)
     assert pending["pending"] == 1, "left for redelivery, not acknowledged"
     assert await client.xlen(stream) == 1
+
+
+@pytest.mark.anyio
+async def test_redis_lost_before_the_acknowledgement_keeps_the_streamed_marker(
+        redis: tuple[Redis, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis goes away between the terminal event's EMIT and its acknowledgement: the job stays pending with its
+    streamed marker, so a reclaim fails it instead of running it again."""
+    client, prefix = redis
+    inbox, stream, entry = await setup(client, prefix)
+    execute = Pipeline.execute
+
+    async def unreachable_for_acks(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
+        if any(cmd[0][0] == "XACK" for cmd in self.command_stack):
+            raise RedisConnectionError("connection lost")
+        return await execute(self, raise_on_error)
+
+    monkeypatch.setattr(Pipeline, "execute", unreachable_for_acks)
+    writer = InboxWriter(client, marker_ttl_s=60, window_s=0.001)
+    writer.start()
+    outbox = Outbox(writer, inbox=inbox, job_id="j", worker_id="w", ack=(stream, entry))
+    await outbox.emit(Delta(text="a", tokens=1))
+    with pytest.raises(InboxUnreachable):
+        await outbox.emit(Completed(finish_reasons=("stop",), prompt_tokens=1, completion_tokens=1))
+    await writer.close()
+    events = [e for _, f in await client.xrange(inbox) if b"e" in f for e in decode_events(f[b"e"])]
+    assert isinstance(events[-1], Completed), "the terminal event reached the gateway"
+    assert not outbox.acked
+    assert (await client.xpending(stream, GROUP))["pending"] == 1
+    assert await client.exists(Keys.streamed(inbox, "j")) == 1
