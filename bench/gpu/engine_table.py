@@ -104,6 +104,8 @@ def pooled(runs: list[dict[str, Any]], pin: dict[str, Any]) -> dict[str, Any]:
         "cpu_client": sum(r["client_cpu"] * r["wall_s"] for r in runs) / wall,
         "busy_all": cpus(None), "busy_vllm_set": cpus(vllm_set), "busy_rest_set": cpus(rest_set),
         "steal": cpus(None, "steal"),
+        # Not a CSV column: each round's own tokens/s, to pair a target's rounds with the baseline's.
+        "_round_tok_s": {r["round"]: r["client"]["n_out"] / (r["client"]["span_s"] or 1e-9) for r in runs},
     }
 
 
@@ -179,8 +181,9 @@ def render(gs: list[dict[str, Any]], baseline: str | None) -> str:
     if baseline:
         base = {(g["condition"], g["x"]): g for g in gs if g["target"] == baseline}
         out += ["", f"| condition | load | target | output tok/s vs {baseline} (client, all requests) "
+                "| per round | baseline's rounds differ by "
                 "| vLLM ITL vs baseline | vLLM TTFT added (ms, mean) | client TTFT added (ms, mean) |",
-                "|---|---|---|---:|---:|---:|---:|"]
+                "|---|---|---|---:|---|---:|---:|---:|---:|"]
         for g in gs:
             b = base.get((g["condition"], g["x"]))
             if g["target"] == baseline or b is None:
@@ -193,8 +196,21 @@ def render(gs: list[dict[str, Any]], baseline: str | None) -> str:
                 return f"{(g[k] - b[k]) * 1e3:+.1f}" if g[k] is not None and b[k] is not None else "-"
 
             out.append(f"| {g['condition']} | {load(g)} | {g['target']} | {ratio('client_tok_s')} "
+                       f"| {per_round(g, b)} | {spread(b)} "
                        f"| {ratio('vllm_itl')} | {added('vllm_ttft')} | {added('client_ttft')} |")
     return "\n".join(out) + "\n"
+
+
+def per_round(g: dict[str, Any], b: dict[str, Any]) -> str:
+    """Each round's kept ratio against the baseline's run of the same round (the A B / B A pairs): how far
+    one pair strays from the pooled figure is the run's own noise."""
+    mine, base = g["_round_tok_s"], b["_round_tok_s"]
+    return ", ".join(f"{mine[k] / base[k]:.1%}" for k in sorted(mine) if base.get(k)) or "-"
+
+
+def spread(b: dict[str, Any]) -> str:
+    vals = [v for v in b["_round_tok_s"].values() if v]
+    return f"{max(vals) / min(vals) - 1:.1%}" if len(vals) > 1 else "-"
 
 
 def main() -> int:
@@ -209,10 +225,11 @@ def main() -> int:
     print(render(gs, args.baseline))
     if args.csv:
         with args.csv.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(gs[0]))
+            fields = [k for k in gs[0] if not k.startswith("_")]
+            writer = csv.DictWriter(fh, fieldnames=fields)
             writer.writeheader()
             for g in gs:
-                writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in g.items()})
+                writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in g.items() if k in fields})
     return 0
 
 

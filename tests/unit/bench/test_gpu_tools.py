@@ -146,6 +146,31 @@ def test_engine_table_splits_lockgates_first_token_when_the_headers_were_recorde
     assert all("| 50.0 |" in line for line in rows[:4])
 
 
+def test_engine_table_pairs_each_round_with_the_baselines_same_round(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.gpu import engine_table
+
+    measured = ROOT / "docs/gpu-bakeoff/cpu-pinning/engine-pinned-1-engine.json"
+    data = json.loads(measured.read_text())
+    runs = [r for r in data["runs"] if r["x"] == 100.0]
+    for r in runs:  # direct: 1000 then 1200 tokens/s; lockgate: 900 then 1260
+        tok_s = {("vllm-direct", 0): 1000, ("vllm-direct", 1): 1200, ("lockgate-vllm", 0): 900,
+                 ("lockgate-vllm", 1): 1260}[(r["target"], r["round"])]
+        r["client"].update(n_out=tok_s * 10, span_s=10.0)
+    path = tmp_path / "engine.json"
+    path.write_text(json.dumps({**data, "runs": runs}))
+    gs = engine_table.groups([path])
+    table = engine_table.render(gs, "vllm-direct")
+    row = next(line for line in table.splitlines() if "lockgate-vllm" in line and "90.0%, 105.0%" in line)
+    assert "| 20.0% |" in row, row  # the baseline's own rounds differ by 1200/1000 - 1
+    csv_path = tmp_path / "t.csv"
+    monkeypatch.setattr(sys, "argv", ["engine_table", str(path), "--csv", str(csv_path)])
+    assert engine_table.main() == 0
+    header = csv_path.read_text().splitlines()[0].split(",")
+    assert "client_tok_s" in header
+    assert not [k for k in header if k.startswith("_")]
+
+
 def test_pin_tells_the_workers_apart_and_stops_only_the_backends_asked(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     # Stand-ins with a worker's command line (pin.py knows lockgate's processes by it); run.sh's `workers` and
