@@ -22,16 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from redis.asyncio import Redis
 
 from backends.events import Delta
+from bench.dispatch import redis_cpu_s
 from dispatch.redis.keys import Keys
 from dispatch.redis.outbox import Outbox
 from dispatch.redis.writer import InboxWriter
 
 GATEWAYS = 4
-
-
-async def redis_cpu(client: Redis) -> float:
-    info = await client.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 async def one(url: str, jobs: int, steps: int) -> tuple[float, float]:
@@ -50,12 +46,12 @@ async def one(url: str, jobs: int, steps: int) -> tuple[float, float]:
         for box in boxes:  # the first tokens (urgent, with the streamed markers) are not what is measured
             await box.emit(delta)
         await asyncio.gather(*(box.flush() for box in boxes))
-        r0, t0 = await redis_cpu(client), time.process_time()
+        r0, t0 = redis_cpu_s(url), time.process_time()
         for _ in range(steps):
             for box in boxes:
                 await box.emit(delta)
             await asyncio.gather(*(box.flush() for box in boxes))
-        worker, server = time.process_time() - t0, await redis_cpu(client) - r0
+        worker, server = time.process_time() - t0, redis_cpu_s(url) - r0
         await writer.close()
         batches = jobs * steps
         return worker / batches * 1e6, server / batches * 1e6

@@ -225,11 +225,10 @@ def main() -> int:
     print(render(gs, args.baseline))
     if args.csv:
         with args.csv.open("w", newline="") as fh:
-            fields = [k for k in gs[0] if not k.startswith("_")]
-            writer = csv.DictWriter(fh, fieldnames=fields)
+            writer = csv.DictWriter(fh, fieldnames=[k for k in gs[0] if not k.startswith("_")], extrasaction="ignore")
             writer.writeheader()
             for g in gs:
-                writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in g.items() if k in fields})
+                writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in g.items()})
     return 0
 
 
