@@ -20,7 +20,8 @@ from redis.exceptions import ClusterDownError, RedisClusterException, RedisError
 
 from gateway.config.redis_target import RedisTarget, redis_url, resolve
 
-__all__ = ["CLUSTER_UNAVAILABLE", "REDIS_ERRORS", "RedisClient", "connect", "redis_url", "resolve"]
+__all__ = ["CLUSTER_UNAVAILABLE", "REDIS_ERRORS", "RedisClient", "connect", "pipelines_scripts", "redis_url",
+           "resolve"]
 
 RedisClient: TypeAlias = Redis | RedisCluster
 """What the dispatch talks to. Both run the same commands; every multi-key command and script stays in one
@@ -32,6 +33,14 @@ RedisErrors, and a loop that let them through would die instead of waiting for t
 
 CLUSTER_UNAVAILABLE: tuple[type[Exception], ...] = (ClusterDownError, TryAgainError)
 """Replies (ResponseErrors) that mean "the Cluster cannot serve this slot right now", not a bug: wait and retry."""
+
+
+
+def pipelines_scripts(redis: RedisClient) -> bool:
+    """Whether ``EVALSHA`` may go in a pipeline: redis-py refuses it in a Cluster pipeline (a call made there fails
+    every time), so on a Cluster scripts are separate calls."""
+    return not isinstance(redis, RedisCluster)
+
 
 CONNECT_TIMEOUT_S = 2.0
 POOL_WAIT_S = 10.0

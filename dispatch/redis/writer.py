@@ -14,10 +14,9 @@ import asyncio
 import contextlib
 from typing import Any
 
-from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
-from dispatch.redis.connection import REDIS_ERRORS, RedisClient
+from dispatch.redis.connection import REDIS_ERRORS, RedisClient, pipelines_scripts
 from dispatch.redis.keys import GROUP, Keys
 from dispatch.redis.scripts import EMIT
 
@@ -148,8 +147,8 @@ class InboxWriter:
 
     async def _emit_all(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         """One EMIT per call, each call's reply or error in its place."""
-        if isinstance(self._redis, RedisCluster):
-            # redis-py refuses EVALSHA in a Cluster pipeline: concurrent calls instead, each to its inbox's node.
+        if not pipelines_scripts(self._redis):
+            # Concurrent calls instead, each to its inbox's node.
             return list(await asyncio.gather(*(self._emit(keys=k, args=a) for k, a in calls),
                                              return_exceptions=True))
         async with self._redis.pipeline(transaction=False) as pipe:
