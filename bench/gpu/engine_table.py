@@ -1,6 +1,7 @@
 """Tables of vLLM's own view of each target's runs, from the engine phase's engine.json files.
 
     python3 bench/gpu/engine_table.py RUN/engine.json [...] [--baseline vllm-direct] [--csv FILE]
+    python3 bench/gpu/engine_table.py SETUP-A/*-engine.json SETUP-B/*-engine.json --by-dir --baseline vllm-direct
 
 Rounds of one (condition, target, load) are pooled: histogram means are sum of `_sum` deltas over sum of `_count`
 deltas; rates are over the runs' spans (first send to last response end, every request of the run, warm-up
@@ -104,8 +105,10 @@ def pooled(runs: list[dict[str, Any]], pin: dict[str, Any]) -> dict[str, Any]:
         "cpu_client": sum(r["client_cpu"] * r["wall_s"] for r in runs) / wall,
         "busy_all": cpus(None), "busy_vllm_set": cpus(vllm_set), "busy_rest_set": cpus(rest_set),
         "steal": cpus(None, "steal"),
-        # Not a CSV column: each round's own tokens/s, to pair a target's rounds with the baseline's.
-        "_round_tok_s": {r["round"]: r["client"]["n_out"] / (r["client"]["span_s"] or 1e-9) for r in runs},
+        # Not a CSV column: each round's own tokens/s, to pair a target's rounds with the baseline's; keyed by
+        # file too, as files pooled under one label each number their rounds from 0.
+        "_round_tok_s": {(r.get("_src", ""), r["round"]): r["client"]["n_out"] / (r["client"]["span_s"] or 1e-9)
+                         for r in runs},
     }
 
 
@@ -114,13 +117,16 @@ def run_label(path: Path) -> str:
     return path.parent.name if path.name == "engine.json" else path.stem.removesuffix("-engine")
 
 
-def groups(paths: list[Path], by_file: bool = False) -> list[dict[str, Any]]:
+def groups(paths: list[Path], by_file: bool = False, by_dir: bool = False) -> list[dict[str, Any]]:
+    """Runs grouped by (label, load, target); the label is the pin state, or with ``by_file`` the run, or with
+    ``by_dir`` the file's folder (runs of one setup, kept in one folder, pooled)."""
     keyed: dict[tuple[str, float, str], tuple[list[dict[str, Any]], dict[str, Any]]] = {}
     for path in paths:
         doc = json.loads(path.read_text())
+        label = path.parent.name if by_dir else run_label(path) if by_file else None
         for r in doc["runs"]:
-            key = (run_label(path) if by_file else r["condition"], r["x"], r["target"])
-            keyed.setdefault(key, ([], doc.get("pin", {})))[0].append(r)
+            key = (label or r["condition"], r["x"], r["target"])
+            keyed.setdefault(key, ([], doc.get("pin", {})))[0].append({**r, "_src": str(path)})
     out = []
     for (condition, x, target), (runs, pin) in keyed.items():
         out.append({"condition": condition, "x_name": runs[0]["x_name"], "x": x, "target": target,
@@ -181,9 +187,9 @@ def render(gs: list[dict[str, Any]], baseline: str | None) -> str:
     if baseline:
         base = {(g["condition"], g["x"]): g for g in gs if g["target"] == baseline}
         out += ["", f"| condition | load | target | output tok/s vs {baseline} (client, all requests) "
-                "| per round | baseline's rounds differ by "
+                "| per round | mean of rounds (95% CI) | baseline's rounds differ by "
                 "| vLLM ITL vs baseline | vLLM TTFT added (ms, mean) | client TTFT added (ms, mean) |",
-                "|---|---|---|---:|---|---:|---:|---:|---:|"]
+                "|---|---|---|---:|---|---:|---:|---:|---:|---:|"]
         for g in gs:
             b = base.get((g["condition"], g["x"]))
             if g["target"] == baseline or b is None:
@@ -196,16 +202,34 @@ def render(gs: list[dict[str, Any]], baseline: str | None) -> str:
                 return f"{(g[k] - b[k]) * 1e3:+.1f}" if g[k] is not None and b[k] is not None else "-"
 
             out.append(f"| {g['condition']} | {load(g)} | {g['target']} | {ratio('client_tok_s')} "
-                       f"| {per_round(g, b)} | {spread(b)} "
+                       f"| {', '.join(f'{v:.1%}' for v in round_ratios(g, b)) or '-'} "
+                       f"| {mean_ci(round_ratios(g, b))} | {spread(b)} "
                        f"| {ratio('vllm_itl')} | {added('vllm_ttft')} | {added('client_ttft')} |")
     return "\n".join(out) + "\n"
 
 
-def per_round(g: dict[str, Any], b: dict[str, Any]) -> str:
+def round_ratios(g: dict[str, Any], b: dict[str, Any]) -> list[float]:
     """Each round's kept ratio against the baseline's run of the same round (the A B / B A pairs): how far
     one pair strays from the pooled figure is the run's own noise."""
     mine, base = g["_round_tok_s"], b["_round_tok_s"]
-    return ", ".join(f"{mine[k] / base[k]:.1%}" for k in sorted(mine) if base.get(k)) or "-"
+    return [mine[k] / base[k] for k in sorted(mine) if base.get(k)]
+
+
+# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (beyond: the normal's 1.96).
+T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+       2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def mean_ci(values: list[float]) -> str:
+    """Mean of the paired rounds' ratios and its 95% confidence interval: each pair shares the machine's state
+    of its moment, so the pairs, not the pooled totals, say how sure a kept ratio is."""
+    n = len(values)
+    if n < 2:
+        return "-"
+    mean = sum(values) / n
+    sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5
+    half = (T95[n - 2] if n - 1 <= len(T95) else 1.96) * sd / n ** 0.5
+    return f"{mean:.1%} ({mean - half:.1%} to {mean + half:.1%})"
 
 
 def spread(b: dict[str, Any]) -> str:
@@ -220,8 +244,10 @@ def main() -> int:
     parser.add_argument("--csv", type=Path)
     parser.add_argument("--by-file", action="store_true",
                         help="label rows by run (RUN/engine.json or RUN-engine.json), not by pin state")
+    parser.add_argument("--by-dir", action="store_true",
+                        help="label rows by each file's folder, pooling the runs (and rounds) of one folder")
     args = parser.parse_args()
-    gs = groups(args.engine_json, args.by_file)
+    gs = groups(args.engine_json, args.by_file, args.by_dir)
     print(render(gs, args.baseline))
     if args.csv:
         with args.csv.open("w", newline="") as fh:

@@ -176,6 +176,8 @@ def roles() -> dict[int, str]:
                                                                      else "worker-vllm")
         elif f"otlp_sink.py --port 4318 --out {W}/" in cmd:
             out[int(entry.name)] = "otlp-sink"
+        elif "gateway.cli sim-server --protocol vllm --port 8200 " in cmd + " ":
+            out[int(entry.name)] = "shadow-engine"  # run.sh shadow's replica: on the rest set, beside lockgate
     return out
 
 

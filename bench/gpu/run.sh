@@ -18,6 +18,7 @@
 #   bash bench/gpu/run.sh sglang-start  # stop vLLM, install and start SGLang 0.5.15 on :30000, 4 sglang-a workers
 #   bash bench/gpu/run.sh sglang    # SGLang direct vs lockgate -> sglang, closed loop (BAKE_POINTS, BAKE_ROUNDS 1)
 #   bash bench/gpu/run.sh burn      # direct vLLM alone, with and without busy loops on lockgate's CPUs (BAKE_BURN)
+#   bash bench/gpu/run.sh shadow    # direct vLLM alone, and while lockgate carries c=32 to a replica on its CPUs
 #   bash bench/gpu/run.sh pin pinned|open   # vLLM and the rest on separate cores, or both back on all (pin.py)
 # The bench client runs on lockgate's CPUs while the processes are pinned (pin.py exec), on all CPUs otherwise.
 # Results: $W/<phase>/ (summary.json, report.html, requests.jsonl); copied to $OUT as <phase>.tgz when OUT is set.
@@ -108,6 +109,42 @@ PY
       echo "== $step"
       "$PY" bench/gpu/engine_table.py "$W/burn/$step/engine.json" --baseline vllm-direct || true
     done ;;
+  shadow)
+    # Direct vLLM alone, and with lockgate carrying a like load (BAKE_SHADOW_C, 32) to a vLLM protocol replica on
+    # lockgate's CPUs at the same time, in the order idle shadow shadow idle. lockgate's processes are as busy as in
+    # its own runs, but none of its requests reach vLLM: if vLLM's ITL rises as it did beside lockgate's own
+    # requests, the loss is the co-location on one host, not anything in lockgate's requests or relay.
+    if ! "$PY" bench/gpu/smoke.py --wait http://127.0.0.1:8200/health --timeout 1 >/dev/null 2>&1; then
+      # The replica's pace is direct vLLM's at c=32 on the H200 (sixth lease: TTFT ~35 ms, TPOT ~2.7 ms).
+      setsid "$PY" -m gateway.cli sim-server --protocol vllm --port 8200 --model qwen-bake \
+        --ttft-ms "${BAKE_SHADOW_TTFT_MS:-35}" --tpot-ms "${BAKE_SHADOW_TPOT_MS:-2.7}" >"$W/shadow-engine.log" 2>&1 \
+        < /dev/null &
+      wait_for http://127.0.0.1:8200/health 60 "the shadow replica" "$W/shadow-engine.log"
+      start_workers shadow-a "${BAKE_WORKERS:-4}"
+      "$PY" bench/gpu/smoke.py --models qwen-shadow --timeout 120
+      "$PY" bench/gpu/pin.py apply again
+    fi
+    for step in idle-1 shadow-1 shadow-2 idle-2; do
+      load=""
+      if [ "${step%-*}" = shadow ]; then
+        # Its own session, so the whole bench (and any process it starts) stops with the direct run.
+        setsid "$PY" bench/gpu/pin.py exec -- "$PY" -m gateway.cli bench \
+          --target "http://127.0.0.1:8000/v1,model=qwen-shadow,label=lockgate-shadow" -c "${BAKE_SHADOW_C:-32}" \
+          -d 3600 --warmup 0 --no-self-check "${common[@]}" --out "$W/shadow/$step-load" >"$W/shadow-$step.log" 2>&1 &
+        load=$!
+        sleep 5  # the shadow at full load before the direct run starts
+      fi
+      "$PY" bench/gpu/pin.py exec -- "$PY" -m bench.gpu.engine_bench --out "$W/shadow/$step" \
+        --engine-metrics http://127.0.0.1:8100/metrics -- --target "$VLLM" -c "${BAKE_POINTS:-32}" -d "$DUR" \
+        --warmup 2s --rounds 1 --no-self-check "${common[@]}" | tail -n 3
+      if [ -n "$load" ]; then
+        kill -TERM -- "-$load" 2>/dev/null || true
+        wait "$load" 2>/dev/null || true
+      fi
+      echo "== $step"
+      "$PY" bench/gpu/engine_table.py "$W/shadow/$step/engine.json" --baseline vllm-direct || true
+    done
+    "$PY" bench/gpu/engine_table.py "$W"/shadow/*/engine.json --by-file --baseline vllm-direct || true ;;
   pin)
     "$PY" bench/gpu/pin.py apply "${2:-pinned}"
     exit 0 ;;

@@ -163,12 +163,43 @@ def test_engine_table_pairs_each_round_with_the_baselines_same_round(tmp_path: P
     table = engine_table.render(gs, "vllm-direct")
     row = next(line for line in table.splitlines() if "lockgate-vllm" in line and "90.0%, 105.0%" in line)
     assert "| 20.0% |" in row, row  # the baseline's own rounds differ by 1200/1000 - 1
+    assert "| 97.5% (2.2% to 192.8%) |" in row, row  # mean of 90% and 105%, t(1 df) = 12.706
     csv_path = tmp_path / "t.csv"
     monkeypatch.setattr(sys, "argv", ["engine_table", str(path), "--csv", str(csv_path)])
     assert engine_table.main() == 0
     header = csv_path.read_text().splitlines()[0].split(",")
     assert "client_tok_s" in header
     assert not [k for k in header if k.startswith("_")]
+
+
+def test_engine_table_pools_the_rounds_of_one_folders_files(tmp_path: Path) -> None:
+    from bench.gpu import engine_table
+
+    measured = ROOT / "docs/gpu-bakeoff/cpu-pinning/engine-pinned-1-engine.json"
+    data = json.loads(measured.read_text())
+    runs = [r for r in data["runs"] if r["x"] == 100.0]
+    # Two files of one setup, each numbering its rounds 0 and 1: four pairs, kept 96%, 98%, 100%, 102%.
+    kept = {("a", 0): 0.96, ("a", 1): 0.98, ("b", 0): 1.00, ("b", 1): 1.02}
+    paths = []
+    for name in ("a", "b"):
+        copy = json.loads(json.dumps(runs))
+        for r in copy:
+            base = 1000 + 100 * r["round"]
+            tok_s = base if r["target"] == "vllm-direct" else base * kept[(name, r["round"])]
+            r["client"].update(n_out=tok_s * 10, span_s=10.0)
+        path = tmp_path / "setup" / f"{name}-engine.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps({**data, "runs": copy}))
+        paths.append(path)
+    gs = engine_table.groups(paths, by_dir=True)
+    assert {g["condition"] for g in gs} == {"setup"}
+    assert [g["runs"] for g in gs if g["target"] == "lockgate-vllm"] == [4]
+    row = next(line for line in engine_table.render(gs, "vllm-direct").splitlines()
+               if "lockgate-vllm" in line and "96.0%" in line)
+    assert "96.0%, 98.0%, 100.0%, 102.0%" in row, row
+    # sd 2.58 points, t(3 df) = 3.182: half-width 4.1 points
+    assert "| 99.0% (94.9% to 103.1%) |" in row, row
+    assert engine_table.mean_ci([1.0]) == "-"
 
 
 def test_pin_tells_the_workers_apart_and_stops_only_the_backends_asked(tmp_path: Path,
@@ -194,6 +225,28 @@ def test_pin_tells_the_workers_apart_and_stops_only_the_backends_asked(tmp_path:
         assert procs["sglang-a"].poll() is not None
         assert procs["vllm-a-other"].poll() is None  # "--backend vllm-a" is not a prefix match
         assert procs["hf-a"].poll() is None
+    finally:
+        for p in procs.values():
+            p.kill()
+            p.wait()
+
+
+def test_pin_puts_the_shadow_replica_with_lockgate_not_with_vllm(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # run.sh shadow: the replica on :8200 stands in for an engine but must load lockgate's CPUs, not vLLM's.
+    from bench.gpu import pin
+
+    monkeypatch.setattr(pin, "W", tmp_path)
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    procs = {port: subprocess.Popen([*sleeper, "gateway.cli", "sim-server", "--protocol", "vllm", "--port", port])
+             for port in ("8200", "82000")}
+    try:
+        deadline = time.monotonic() + 5
+        ours = {p.pid for p in procs.values()}  # a rehearsal's replica may be running on this machine too
+        while not (found := {pid for pid, r in pin.roles().items() if r == "shadow-engine" and pid in ours}):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert found == {procs["8200"].pid}  # ":82000" is another port, not the shadow's
     finally:
         for p in procs.values():
             p.kill()
