@@ -14,22 +14,27 @@ import asyncio
 
 
 class Watchdog:
-    __slots__ = ("_loop", "_since", "_task", "_timeout", "_timer", "fired")
+    __slots__ = ("_default", "_loop", "_since", "_task", "_timeout", "_timer", "fired")
 
     def __init__(self, timeout_s: float, loop: asyncio.AbstractEventLoop) -> None:
-        self._timeout = timeout_s
+        self._default = self._timeout = timeout_s
         self._loop = loop
         self._since: float | None = None
         self._task: asyncio.Task[object] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.fired = False
 
-    def begin(self) -> None:
-        """A wait starts now, in the current task."""
-        self._since = self._loop.time()
+    def begin(self, timeout_s: float | None = None) -> None:
+        """A wait starts now, in the current task; ``timeout_s`` for this wait only (default: the watchdog's)."""
+        self._since = now = self._loop.time()
         self._task = asyncio.current_task(self._loop)
+        self._timeout = self._default if timeout_s is None else timeout_s
+        due = now + self._timeout
+        if self._timer is not None and self._timer.when() > due:
+            self._timer.cancel()  # armed for a longer wait than this one: it would fire too late
+            self._timer = None
         if self._timer is None:
-            self._timer = self._loop.call_at(self._since + self._timeout, self._check)
+            self._timer = self._loop.call_at(due, self._check)
 
     def end(self) -> None:
         self._since = None

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 
+from backends.http.network import AsyncioBackend
 from backends.http.options import HttpOptions
+
+log = logging.getLogger("lockgate.backends.http")
 
 
 def build_client(options: HttpOptions, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
@@ -13,15 +18,32 @@ def build_client(options: HttpOptions, transport: httpx.AsyncBaseTransport | Non
     The read timeout is off here on purpose: a stream's silences are bounded by the adapter's own TTFT and
     idle-between-chunks deadlines, which differ before and after the first token.
     """
+    limits = httpx.Limits(max_connections=options.max_connections,
+                          max_keepalive_connections=options.max_keepalive_connections,
+                          keepalive_expiry=options.keepalive_expiry_s)
     return httpx.AsyncClient(
         base_url=options.url.rstrip("/"),
         headers=options.headers,
         timeout=httpx.Timeout(connect=options.connect_timeout_s, read=None, write=options.write_timeout_s,
                               pool=options.pool_timeout_s),
-        limits=httpx.Limits(max_connections=options.max_connections,
-                            max_keepalive_connections=options.max_keepalive_connections,
-                            keepalive_expiry=options.keepalive_expiry_s),
-        transport=transport,
+        transport=transport or engine_transport(limits),
         follow_redirects=False,  # an engine URL that redirects is a misconfiguration, not somewhere to go
         trust_env=False,  # engine traffic stays off HTTP(S)_PROXY settings meant for the outside world
     )
+
+
+def engine_transport(limits: httpx.Limits, **kwargs: object) -> httpx.AsyncHTTPTransport:
+    """httpx's own transport (its pool, TLS and error mapping) with connections on plain asyncio
+    (backends/http/network.py) instead of anyio: the read path per token is the worker's hottest."""
+    return use_asyncio_network(httpx.AsyncHTTPTransport(limits=limits, trust_env=False, **kwargs))  # type: ignore[arg-type]
+
+
+def use_asyncio_network(transport: httpx.AsyncHTTPTransport) -> httpx.AsyncHTTPTransport:
+    pool = getattr(transport, "_pool", None)
+    # httpcore's pool takes the backend at construction only, and httpx does not pass one through: set it on
+    # the pool httpx built, before it has opened any connection.
+    if pool is not None and hasattr(pool, "_network_backend"):
+        pool._network_backend = AsyncioBackend()
+    else:  # a future httpx/httpcore without these: keep its default backend, which works, only costs more
+        log.warning("httpx's transport has no httpcore pool to set a network backend on; using its default")
+    return transport

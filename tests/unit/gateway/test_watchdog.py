@@ -16,8 +16,8 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-async def wait(dog: Watchdog, seconds: float) -> str:
-    dog.begin()
+async def wait(dog: Watchdog, seconds: float, timeout_s: float | None = None) -> str:
+    dog.begin(timeout_s)
     try:
         await asyncio.sleep(seconds)
     except asyncio.CancelledError:
@@ -64,3 +64,16 @@ async def test_close_disarms() -> None:
     await asyncio.sleep(0.05)
     dog.end()
     assert not dog.fired
+
+
+async def test_a_shorter_timeout_for_one_wait_fires_on_time_despite_a_timer_armed_for_longer() -> None:
+    # The engine stream's deadlines: a long one until the first token, then a short one between chunks.
+    loop = asyncio.get_running_loop()
+    dog = Watchdog(10, loop)
+    assert await wait(dog, 0.01) == "ok"  # arms the timer 10 s out
+    started = loop.time()
+    assert await wait(dog, 2, timeout_s=0.05) == "timeout"
+    assert loop.time() - started < 1
+    assert await wait(dog, 0.1, timeout_s=0.05) == "timeout"
+    assert await wait(dog, 0.1) == "ok"  # back to the default: 10 s
+    dog.close()
