@@ -215,9 +215,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(path: Path, args: argparse.Namespace, prefix: str, redis_url: str, kind: str) -> None:
+def write_config(path: Path, args: argparse.Namespace, prefix: str, redis_url: str, kind: str,
+                 engine_url: str | None = None) -> None:
+    """``engine_url``: the backend is the `vllm` adapter on that engine (a replica), not the in-process simulator."""
     # Dispatch settings other than the defaults, e.g. --dispatch-option coalesce_ms=2 to compare ticks.
     extra = "".join(f"{option}\n" for option in getattr(args, "dispatch_option", None) or ())
+    sim = f"ttft_ms = {args.ttft_ms}, tpot_ms = {args.tpot_ms}, batch_capacity = 1024"
+    backend = (f'kind = "vllm"\noptions = {{ url = "{engine_url}", model = "m" }}' if engine_url else
+               f'kind = "sim"\noptions = {{ {sim} }}')
     path.write_text(f"""
 [server]
 shutdown_grace_s = 2
@@ -231,8 +236,7 @@ max_queue_depth = 100000
 max_output_tokens = 4096
 backends = [{{ backend = "sim" }}]
 [backends.sim]
-kind = "sim"
-options = {{ ttft_ms = {args.ttft_ms}, tpot_ms = {args.tpot_ms}, batch_capacity = 1024 }}
+{backend}
 [dispatch]
 kind = "{kind}"
 redis_url = "{redis_url}"

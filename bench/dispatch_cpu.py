@@ -7,6 +7,7 @@ varies with the neighbours' load; CPU seconds per request hardly do. With --prof
 process during the measured requests (flame graphs as SVG; py-spy must be installed in the venv).
 
 Run: .venv/bin/python bench/dispatch_cpu.py [--requests 2000] [--rate 100] [--targets embedded,redis]
+     .venv/bin/python bench/dispatch_cpu.py --targets redis --engine vllm-replica   # a worker on the HTTP path
 """
 
 from __future__ import annotations
@@ -101,7 +102,17 @@ async def main(args: argparse.Namespace) -> None:
             for round_ in range(args.rounds):
                 for name in targets:
                     cfg = tmpdir / f"{name}.toml"
-                    write_config(cfg, args, prefix, args.redis, name)
+                    engine_url = None
+                    if args.engine == "vllm-replica":
+                        # Started with each target and stopped with it, like lockgate's processes: its CPU is
+                        # printed as "sim-server", apart from lockgate's.
+                        engine_port = free_port()
+                        procs.start("sim-server", "--protocol", "vllm", "--model", "m", "--port", str(engine_port),
+                                    "--ttft-ms", f"{args.ttft_ms:g}", "--tpot-ms", f"{args.tpot_ms:g}",
+                                    "--sim", "batch_capacity=1024")
+                        await wait_ready(engine_port, path="/health")
+                        engine_url = f"http://127.0.0.1:{engine_port}"
+                    write_config(cfg, args, prefix, args.redis, name, engine_url)
                     port = free_port()
                     start_lockgate(procs, name, cfg, port, args.procs)
                     lines.append(f"round {round_ + 1} " + await measure(name, procs, port, args))
@@ -125,6 +136,9 @@ if __name__ == "__main__":
     parser.add_argument("--dispatch-option", action="append", metavar="KEY=VALUE",
                         help="a [dispatch] setting (TOML), repeatable, e.g. coalesce_ms=2")
     parser.add_argument("--targets", default="embedded,redis", help="comma-separated: embedded,redis")
+    parser.add_argument("--engine", default="sim", choices=["sim", "vllm-replica"],
+                        help="sim: the in-process simulator; vllm-replica: the `vllm` adapter over HTTP to "
+                             "`lockgate sim-server --protocol vllm` (the HTTP adapters' read path included)")
     parser.add_argument("--procs", type=int, default=1,
                         help="processes per lockgate role: N serve, or N gateways + N workers (shared port)")
     parser.add_argument("--profile", help="record py-spy flame graphs of each process into this directory")
