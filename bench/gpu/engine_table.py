@@ -109,6 +109,9 @@ def pooled(runs: list[dict[str, Any]], pin: dict[str, Any]) -> dict[str, Any]:
         # file too, as files pooled under one label each number their rounds from 0.
         "_round_tok_s": {(r.get("_src", ""), r["round"]): r["client"]["n_out"] / (r["client"]["span_s"] or 1e-9)
                          for r in runs},
+        # and each round's vLLM ITL (the engine's step time as its requests saw it), paired the same way
+        "_round_itl": {(r.get("_src", ""), r["round"]): r["engine"].get(HIST["itl"] + "_sum", 0.0)
+                       / r["engine"][HIST["itl"] + "_count"] for r in runs if r["engine"].get(HIST["itl"] + "_count")},
     }
 
 
@@ -188,8 +191,9 @@ def render(gs: list[dict[str, Any]], baseline: str | None) -> str:
         base = {(g["condition"], g["x"]): g for g in gs if g["target"] == baseline}
         out += ["", f"| condition | load | target | output tok/s vs {baseline} (client, all requests) "
                 "| per round | mean of rounds (95% CI) | baseline's rounds differ by "
-                "| vLLM ITL vs baseline | vLLM TTFT added (ms, mean) | client TTFT added (ms, mean) |",
-                "|---|---|---|---:|---|---:|---:|---:|---:|---:|"]
+                "| vLLM ITL vs baseline | its pairs: mean (95% CI) | vLLM TTFT added (ms, mean) "
+                "| client TTFT added (ms, mean) |",
+                "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
         for g in gs:
             b = base.get((g["condition"], g["x"]))
             if g["target"] == baseline or b is None:
@@ -204,14 +208,15 @@ def render(gs: list[dict[str, Any]], baseline: str | None) -> str:
             out.append(f"| {g['condition']} | {load(g)} | {g['target']} | {ratio('client_tok_s')} "
                        f"| {', '.join(f'{v:.1%}' for v in round_ratios(g, b)) or '-'} "
                        f"| {mean_ci(round_ratios(g, b))} | {spread(b)} "
-                       f"| {ratio('vllm_itl')} | {added('vllm_ttft')} | {added('client_ttft')} |")
+                       f"| {ratio('vllm_itl')} | {mean_ci(round_ratios(g, b, '_round_itl'))} "
+                       f"| {added('vllm_ttft')} | {added('client_ttft')} |")
     return "\n".join(out) + "\n"
 
 
-def round_ratios(g: dict[str, Any], b: dict[str, Any]) -> list[float]:
+def round_ratios(g: dict[str, Any], b: dict[str, Any], key: str = "_round_tok_s") -> list[float]:
     """Each round's kept ratio against the baseline's run of the same round (the A B / B A pairs): how far
-    one pair strays from the pooled figure is the run's own noise."""
-    mine, base = g["_round_tok_s"], b["_round_tok_s"]
+    one pair strays from the pooled figure is the run's own noise. ``key="_round_itl"``: vLLM's ITL instead."""
+    mine, base = g[key], b[key]
     return [mine[k] / base[k] for k in sorted(mine) if base.get(k)]
 
 

@@ -199,6 +199,12 @@ def test_engine_table_pools_the_rounds_of_one_folders_files(tmp_path: Path) -> N
     assert "96.0%, 98.0%, 100.0%, 102.0%" in row, row
     # sd 2.58 points, t(3 df) = 3.182: half-width 4.1 points
     assert "| 99.0% (94.9% to 103.1%) |" in row, row
+    # vLLM's ITL, paired the same way: the measured runs' own, equal in both files, so each pair repeats twice
+    itl = engine_table.round_ratios(next(g for g in gs if g["target"] == "lockgate-vllm"),
+                                    next(g for g in gs if g["target"] == "vllm-direct"), "_round_itl")
+    assert len(itl) == 4
+    assert itl[:2] == itl[2:]
+    assert f"| {engine_table.mean_ci(itl)} |" in row, row
     assert engine_table.mean_ci([1.0]) == "-"
 
 
