@@ -413,15 +413,21 @@ def delete_prefix(url: str, prefix: str) -> None:
     client.close()
 
 
+async def start_replica(procs: Procs, args: argparse.Namespace) -> int:
+    """The vLLM protocol replica (`lockgate sim-server`) at the bench's pace; its port once it answers."""
+    port = free_port()
+    procs.start("sim-server", "--protocol", "vllm", "--model", "m", "--port", str(port),
+                "--ttft-ms", f"{args.ttft_ms:g}", "--tpot-ms", f"{args.tpot_ms:g}", "--sim", "batch_capacity=1024")
+    await wait_ready(port, path="/health")
+    return port
+
+
 async def start_target(target: str, procs: Procs, tmpdir: Path, args: argparse.Namespace, prefix: str) -> int:
     """Start one target's processes; return its port once it is ready and warm."""
-    port = free_port()
     if target == "engine":
-        procs.start("sim-server", "--protocol", "vllm", "--model", "m", "--port", str(port),
-                    "--ttft-ms", f"{args.ttft_ms:g}", "--tpot-ms", f"{args.tpot_ms:g}",
-                    "--sim", "batch_capacity=1024")
-        await wait_ready(port, path="/health")
+        port = await start_replica(procs, args)
     else:
+        port = free_port()
         cfg = tmpdir / f"{target}.toml"
         write_config(cfg, args, prefix, args.redis, target)
         start_lockgate(procs, target, cfg, port, args.procs)

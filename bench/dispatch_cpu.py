@@ -36,6 +36,7 @@ from bench.dispatch import (
     free_port,
     http_request,
     start_lockgate,
+    start_replica,
     wait_ready,
     warm,
     write_config,
@@ -106,12 +107,7 @@ async def main(args: argparse.Namespace) -> None:
                     if args.engine == "vllm-replica":
                         # Started with each target and stopped with it, like lockgate's processes: its CPU is
                         # printed as "sim-server", apart from lockgate's.
-                        engine_port = free_port()
-                        procs.start("sim-server", "--protocol", "vllm", "--model", "m", "--port", str(engine_port),
-                                    "--ttft-ms", f"{args.ttft_ms:g}", "--tpot-ms", f"{args.tpot_ms:g}",
-                                    "--sim", "batch_capacity=1024")
-                        await wait_ready(engine_port, path="/health")
-                        engine_url = f"http://127.0.0.1:{engine_port}"
+                        engine_url = f"http://127.0.0.1:{await start_replica(procs, args)}"
                     write_config(cfg, args, prefix, args.redis, name, engine_url)
                     port = free_port()
                     start_lockgate(procs, name, cfg, port, args.procs)

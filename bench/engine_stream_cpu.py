@@ -23,13 +23,14 @@ import time
 from pathlib import Path
 
 import httpx
+import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backends.events import Completed, Delta
+from backends.events import Delta, Failed
 from backends.request import GenerationRequest
 from backends.vllm import VllmBackend, VllmOptions
-from tests.support.procs import free_port
+from bench.dispatch import free_port, wait_ready
 
 NETWORKS = ("asyncio", "anyio")
 
@@ -55,7 +56,7 @@ async def run(url: str, network: str, n: int, concurrency: int, tokens: int) -> 
         async for event in backend.generate(request(i, tokens)):
             if isinstance(event, Delta):
                 got += event.tokens
-            elif not isinstance(event, Completed) and hasattr(event, "message"):
+            elif isinstance(event, Failed):
                 raise RuntimeError(f"request {i} failed: {event}")
 
     async def lane() -> None:
@@ -88,17 +89,7 @@ def main() -> int:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               cwd=Path(__file__).resolve().parents[1], env={**os.environ, "PYTHONPATH": "."})
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        import uvloop
-
+        asyncio.run(wait_ready(port, path="/health"))
         results: dict[str, list[float]] = {n: [] for n in networks}
         for r in range(args.rounds):
             for network in networks if r % 2 == 0 else networks[::-1]:

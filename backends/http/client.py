@@ -32,10 +32,10 @@ def build_client(options: HttpOptions, transport: httpx.AsyncBaseTransport | Non
     )
 
 
-def engine_transport(limits: httpx.Limits, **kwargs: object) -> httpx.AsyncHTTPTransport:
+def engine_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
     """httpx's own transport (its pool, TLS and error mapping) with connections on plain asyncio
     (backends/http/network.py) instead of anyio: the read path per token is the worker's hottest."""
-    return use_asyncio_network(httpx.AsyncHTTPTransport(limits=limits, trust_env=False, **kwargs))  # type: ignore[arg-type]
+    return use_asyncio_network(httpx.AsyncHTTPTransport(limits=limits, trust_env=False))
 
 
 def use_asyncio_network(transport: httpx.AsyncHTTPTransport) -> httpx.AsyncHTTPTransport:

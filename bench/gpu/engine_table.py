@@ -110,9 +110,13 @@ def pooled(runs: list[dict[str, Any]], pin: dict[str, Any]) -> dict[str, Any]:
         "_round_tok_s": {(r.get("_src", ""), r["round"]): r["client"]["n_out"] / (r["client"]["span_s"] or 1e-9)
                          for r in runs},
         # and each round's vLLM ITL (the engine's step time as its requests saw it), paired the same way
-        "_round_itl": {(r.get("_src", ""), r["round"]): r["engine"].get(HIST["itl"] + "_sum", 0.0)
-                       / r["engine"][HIST["itl"] + "_count"] for r in runs if r["engine"].get(HIST["itl"] + "_count")},
+        "_round_itl": {(r.get("_src", ""), r["round"]): v for r in runs if (v := round_itl(r)) is not None},
     }
+
+
+def round_itl(run: dict[str, Any]) -> float | None:
+    n = run["engine"].get(HIST["itl"] + "_count")
+    return run["engine"].get(HIST["itl"] + "_sum", 0.0) / n if n else None
 
 
 def run_label(path: Path) -> str:
