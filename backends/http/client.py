@@ -26,16 +26,18 @@ def build_client(options: HttpOptions, transport: httpx.AsyncBaseTransport | Non
         headers=options.headers,
         timeout=httpx.Timeout(connect=options.connect_timeout_s, read=None, write=options.write_timeout_s,
                               pool=options.pool_timeout_s),
-        transport=transport or engine_transport(limits),
+        transport=transport or engine_transport(limits, options.network),
         follow_redirects=False,  # an engine URL that redirects is a misconfiguration, not somewhere to go
         trust_env=False,  # engine traffic stays off HTTP(S)_PROXY settings meant for the outside world
     )
 
 
-def engine_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+def engine_transport(limits: httpx.Limits, network: str = "asyncio") -> httpx.AsyncHTTPTransport:
     """httpx's own transport (its pool, TLS and error mapping) with connections on plain asyncio
-    (backends/http/network.py) instead of anyio: the read path per token is the worker's hottest."""
-    return use_asyncio_network(httpx.AsyncHTTPTransport(limits=limits, trust_env=False))
+    (backends/http/network.py) instead of anyio: the read path per token is the worker's hottest.
+    ``network="anyio"`` keeps httpx's default backend (HttpOptions.network)."""
+    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    return transport if network == "anyio" else use_asyncio_network(transport)
 
 
 def use_asyncio_network(transport: httpx.AsyncHTTPTransport) -> httpx.AsyncHTTPTransport:

@@ -21,6 +21,10 @@ class HttpOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """When the engine gets a ``traceparent``: ``always`` (it can join any trace, also one lockgate did not
     sample), ``sampled`` (only where lockgate records the trace: vLLM with ``--otlp-traces-endpoint`` carries a
     request's trace headers with every token it makes, work a trace nobody records does not need), ``never``."""
+    network: Literal["asyncio", "anyio"] = "asyncio"
+    """What the engine connections run on: ``asyncio`` (plain asyncio transports, backends/http/network.py; 30%
+    less CPU per streamed token) or ``anyio`` (httpx's own default), the way back should the asyncio one misbehave
+    somewhere, and the baseline the GPU bake-off measures it against."""
     connect_timeout_s: PositiveFloat = 3.0
     """TCP connect (and TLS) limit; a refused or slow connect is a retryable failure (another backend may serve)."""
     ttft_timeout_s: PositiveFloat = 60.0

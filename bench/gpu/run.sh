@@ -144,7 +144,10 @@ PY
       echo "== $step"
       "$PY" bench/gpu/engine_table.py "$W/shadow/$step/engine.json" --baseline vllm-direct || true
     done
-    "$PY" bench/gpu/engine_table.py "$W"/shadow/*/engine.json --by-file --baseline vllm-direct || true ;;
+    "$PY" bench/gpu/engine_table.py "$W"/shadow/*/engine.json --by-file --baseline vllm-direct || true
+    # The replica and its workers leave, so the next measurement runs beside lockgate as it is without them.
+    stop_workers shadow-a
+    pkill -f "sim-serve[r] --protocol vllm --port 8200" || true ;;
   pin)
     "$PY" bench/gpu/pin.py apply "${2:-pinned}"
     exit 0 ;;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prepare, off the GPU machine, everything the bake-off carries there (docs/gpu-bakeoff.md):
 #   vLLM 0.26.0 and its wheels, lockgate's extra runtime wheels, lockgate itself as a wheel, and a redis-server
-#   with its shared libraries; packed into folders of at most 60 MiB (large wheels split into parts), one folder
-#   per `device` run, gathered on the machine in /tmp/st.
+#   with its shared libraries; packed into folders that fit one `device` run beside the working tree (64 MiB in
+#   all; large wheels split into parts), one folder per run, gathered on the machine in /tmp/st.
 # `sglang` instead stages SGLang 0.5.15's wheels (sglang-0.5.15.txt, ~1.2 GB) into folders s0..sN, carried into
 # /tmp/sgst (bench/gpu/sglang_install.sh installs them apart from vLLM's).
 # Usage: bench/gpu/stage.sh [vllm|sglang] [OUTDIR]   (default .st/gpu, or .st/sglang; .gitignore has /.st/)
@@ -38,10 +38,13 @@ if [ "$kind" = vllm ]; then
   tar -C "$dl" -czf "$dl/redis-bundle.tgz" redis-bundle
   rm -rf "$bundle"
 fi
-python3 - "$dl" "$out" "$prefix" <<'PY'
+# A run carries the working tree too (its tracked files), and the tree grows with every lease's data: the folders
+# get what is left of 64 MiB after it, less 1 MiB for untracked notes.
+tree=$(git -C "$root" ls-files -z | (cd "$root" && xargs -0 stat -c %s) | awk '{s += $1} END {print s + 0}')
+python3 - "$dl" "$out" "$prefix" "$tree" <<'PY'
 import os, shutil, subprocess, sys
-src, dst, prefix = sys.argv[1], sys.argv[2], sys.argv[3]
-cap = 60 * 1024 * 1024
+src, dst, prefix, tree = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+cap = 63 * 1024 * 1024 - tree
 files = sorted(os.listdir(src), key=lambda f: -os.path.getsize(os.path.join(src, f)))
 bins: list[list] = []
 for f in files:

@@ -315,3 +315,17 @@ def test_pin_counts_vllms_api_server_children_as_its_api_server(tmp_path: Path,
     finally:
         os.killpg(root.pid, signal.SIGKILL)
         root.wait()
+
+
+def test_the_gpu_config_validates_and_names_every_vllm_backend_that_run_sh_stops() -> None:
+    # run.sh stops env.sh's VLLM_BACKENDS (the backends at vLLM's port) before it starts other workers or another
+    # engine; one the toml adds and env.sh forgets would leave workers running into the next measurement.
+    from gateway.config.loader import load_config
+
+    cfg = load_config(ROOT / "bench/gpu/lockgate-gpu.toml")
+    env = (ROOT / "bench/gpu/env.sh").read_text()
+    listed = env.split("VLLM_BACKENDS=(", 1)[1].split(")", 1)[0].split()
+    at_vllm = {name for name, b in cfg.backends.items() if b.kind == "vllm" and b.options["url"].endswith(":8100")}
+    assert set(listed) == at_vllm
+    assert cfg.backends["vllm-anyio"].options["network"] == "anyio"
+    assert "network" not in cfg.backends["vllm-a"].options  # the baseline it is compared with runs the default

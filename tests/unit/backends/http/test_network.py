@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import uvloop
 
@@ -60,6 +61,35 @@ def test_the_adapters_client_runs_on_the_asyncio_backend() -> None:
         await c.aclose()
 
     asyncio.run(go())
+
+
+def test_network_anyio_keeps_httpx_default_backend_and_streams(run: Callable[[Awaitable[Any]], Any]) -> None:
+    # The way back (HttpOptions.network = "anyio"): httpx's own backend, and a stream still arrives whole over it.
+    async def go() -> None:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await read_request(reader)
+            writer.write(response(b"data: 1\n\ndata: [DONE]\n\n"))
+            await writer.drain()
+            writer.close()
+
+        server, port = await serve(answer)
+        c = build_client(HttpOptions(url=f"http://127.0.0.1:{port}", network="anyio"))
+        try:
+            backend = c._transport._pool._network_backend  # type: ignore[attr-defined]
+            assert not isinstance(backend, AsyncioBackend)
+            async with c.stream("POST", "/v1/completions", content=b"{}") as r:
+                assert [line async for line in r.aiter_lines() if line] == ["data: 1", "data: [DONE]"]
+        finally:
+            await c.aclose()
+            server.close()
+            await server.wait_closed()
+
+    run(go())
+
+
+def test_network_option_rejects_unknown_backends() -> None:
+    with pytest.raises(msgspec.ValidationError, match="network"):
+        msgspec.convert({"url": "http://127.0.0.1:1", "network": "trio"}, HttpOptions)
 
 
 def test_a_large_body_arrives_whole_and_in_order_with_reading_paused_meanwhile(
