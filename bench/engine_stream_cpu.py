@@ -36,7 +36,7 @@ NETWORKS = ("asyncio", "anyio")
 
 
 def request(i: int, tokens: int) -> GenerationRequest:
-    return GenerationRequest(request_id=f"r{i}", model="m", operation="completion", prompt="bench prompt",
+    return GenerationRequest(request_id=f"r{i}", model="m", operation="text_completion", prompt="bench prompt",
                              max_tokens=tokens, extra={"ignore_eos": True})
 
 

@@ -12,21 +12,29 @@ from backends.http.options import HttpOptions
 log = logging.getLogger("lockgate.backends.http")
 
 
-def build_client(options: HttpOptions, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """One client per backend: connections are pooled per engine and never shared across engines.
-
-    The read timeout is off here on purpose: a stream's silences are bounded by the adapter's own TTFT and
-    idle-between-chunks deadlines, which differ before and after the first token.
-    """
+def build_transport(options: HttpOptions) -> httpx.AsyncHTTPTransport:
+    """One pool per backend: connections are pooled per engine and never shared across engines."""
     limits = httpx.Limits(max_connections=options.max_connections,
                           max_keepalive_connections=options.max_keepalive_connections,
                           keepalive_expiry=options.keepalive_expiry_s)
+    return engine_transport(limits, options.network)
+
+
+def engine_timeout(options: HttpOptions) -> httpx.Timeout:
+    """The read timeout is off on purpose: a stream's silences are bounded by the adapter's own TTFT and
+    idle-between-chunks deadlines, which differ before and after the first token."""
+    return httpx.Timeout(connect=options.connect_timeout_s, read=None, write=options.write_timeout_s,
+                         pool=options.pool_timeout_s)
+
+
+def build_client(options: HttpOptions, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """The client for probes and one-off calls; generation streams go to the same transport without it
+    (backends/http/base.py), so both share one pool."""
     return httpx.AsyncClient(
         base_url=options.url.rstrip("/"),
         headers=options.headers,
-        timeout=httpx.Timeout(connect=options.connect_timeout_s, read=None, write=options.write_timeout_s,
-                              pool=options.pool_timeout_s),
-        transport=transport or engine_transport(limits, options.network),
+        timeout=engine_timeout(options),
+        transport=transport or build_transport(options),
         follow_redirects=False,  # an engine URL that redirects is a misconfiguration, not somewhere to go
         trust_env=False,  # engine traffic stays off HTTP(S)_PROXY settings meant for the outside world
     )

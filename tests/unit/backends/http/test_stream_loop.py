@@ -60,7 +60,7 @@ def sse(*parts: bytes, delay: float = 0.0) -> Handler:
 
 def run(handler: Handler, request: GenerationRequest | None = None, **opts: Any) -> list[Event]:
     async def go() -> list[Event]:
-        backend = VllmBackend("v", VllmOptions(url="http://engine:8000", model="m", **opts),
+        backend = VllmBackend("v", VllmOptions(**{"url": "http://engine:8000", "model": "m", **opts}),
                               transport=httpx.MockTransport(handler))
         try:
             return [e async for e in backend.generate(request or chat())]
@@ -237,6 +237,40 @@ def test_request_body_headers_and_client_span_with_traceparent() -> None:
     assert body["stream_options"] == {"include_usage": True}  # usage once; each delta counted by its token ids
     assert body["return_token_ids"] is True
     assert "priority" not in body
+
+
+def test_the_engine_request_carries_the_configured_headers_path_prefix_and_timeouts() -> None:
+    # Generation requests go to the pooled transport without httpx.AsyncClient, so what the client used to add
+    # is the adapter's to add: the configured headers (an engine --api-key), the URL's path as a prefix (as a
+    # client base_url makes it), and the connect/write/pool limits with no read timeout.
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return sse(chunk("a", done=1, finish="stop"), USAGE, b"data: [DONE]\n\n")(request)
+
+    events = run(handler, url="http://engine:8000/proxy/", headers={"Authorization": "Bearer k"},
+                 connect_timeout_s=1.5, write_timeout_s=2.5, pool_timeout_s=3.5)
+    assert isinstance(events[-1], Completed)
+    (request,) = seen
+    assert str(request.url) == "http://engine:8000/proxy/v1/chat/completions"
+    assert request.headers["authorization"] == "Bearer k"
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["accept"] == "text/event-stream"
+    assert request.headers["host"] == "engine:8000"
+    assert request.headers["content-length"] == str(len(request.content))
+    assert request.extensions["timeout"] == {"connect": 1.5, "read": None, "write": 2.5, "pool": 3.5}
+
+
+def test_probes_and_streams_share_one_connection_pool() -> None:
+    async def go() -> None:
+        backend = VllmBackend("v", VllmOptions(url="http://127.0.0.1:1", model="m"))
+        try:
+            assert backend.client._transport is backend.transport  # type: ignore[attr-defined]
+        finally:
+            await backend.close()
+
+    asyncio.run(go())
 
 
 @pytest.mark.parametrize(("propagation", "sampled", "sent"), [
