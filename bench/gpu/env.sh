@@ -14,13 +14,14 @@ else
 fi
 export PYTHONUNBUFFERED=1
 
-install_wheels() {  # FROM TARGET: the carried wheels of FROM (parts of a split one joined first) into TARGET
-  local first name
+install_wheels() {  # FROM TARGET: the carried wheels of FROM (parts of a split one joined first, xz'd ones
+  local first name   # unpacked: bench/gpu/repack.py) into TARGET
   for first in "$1"/*.part.00; do
     [ -e "$first" ] || continue
     name=${first%.part.00}
     cat "$name".part.* > "$name" && rm "$name".part.*
   done
+  "$PY" "$ROOT/bench/gpu/repack.py" unpack "$1"
   "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$2" "$1"/*.whl
   touch "$2/.installed"
 }

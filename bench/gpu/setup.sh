@@ -53,7 +53,8 @@ start_gateways() {
 }
 
 if [ "${BAKE_ENGINE:-vllm}" = sglang ]; then
-  # SGLang alone (no vLLM, no hf): needs only the lockgate folders of stage.sh's vLLM set (c5, c6) and SGLang's.
+  # SGLang alone (no vLLM, no hf): needs only the lockgate folders of stage.sh's vLLM set (its last two, c3 and
+  # c4 today) and SGLang's.
   start_gateways
   bash bench/gpu/run.sh sglang-start
   pin_all

@@ -2,9 +2,11 @@
 # Prepare, off the GPU machine, everything the bake-off carries there (docs/gpu-bakeoff.md):
 #   vLLM 0.26.0 and its wheels, lockgate's extra runtime wheels, lockgate itself as a wheel, and a redis-server
 #   with its shared libraries; packed into folders that fit one `device` run beside the working tree (64 MiB in
-#   all; large wheels split into parts), one folder per run, gathered on the machine in /tmp/st.
-# `sglang` instead stages SGLang 0.5.15's wheels (sglang-0.5.15.txt, ~1.2 GB) into folders s0..sN, carried into
-# /tmp/sgst (bench/gpu/sglang_install.sh installs them apart from vLLM's).
+#   all; large wheels as xz, split into parts where still too large), one folder per run, gathered on the
+#   machine in /tmp/st.
+# `sglang` instead stages SGLang 0.5.15's wheels (sglang-0.5.15.txt, ~1.2 GB, 0.5 GB as xz) into folders s0..sN,
+# carried into /tmp/sgst (bench/gpu/sglang_install.sh installs them apart from vLLM's).
+# Packing takes a while on a small machine (xz -9: ~5 min for vLLM's set, ~16 min for SGLang's on 2 cores).
 # Usage: bench/gpu/stage.sh [vllm|sglang] [OUTDIR]   (default .st/gpu, or .st/sglang; .gitignore has /.st/)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,6 +40,9 @@ if [ "$kind" = vllm ]; then
   tar -C "$dl" -czf "$dl/redis-bundle.tgz" redis-bundle
   rm -rf "$bundle"
 fi
+# Large wheels travel as xz of their uncompressed selves (bench/gpu/repack.py): GPU kernels deflate to a third,
+# xz takes them to about a tenth; install_wheels (env.sh) unpacks them on the machine.
+python3 "$here/repack.py" pack "$dl"/*.whl
 # A run carries the working tree too (its tracked files), and the tree grows with every lease's data: the folders
 # get what is left of 64 MiB after it, less 1 MiB for untracked notes.
 tree=$(git -C "$root" ls-files -z | (cd "$root" && xargs -0 stat -c %s) | awk '{s += $1} END {print s + 0}')
@@ -67,4 +72,6 @@ for i, (s, names) in enumerate(bins):
     for n in names:
         shutil.move(os.path.join(src, n), os.path.join(d, n))
     print(d, s // 1048576, "MiB", len(names), "files")
+print("%d folders, one `device` run each: %s0 .. %s%d (the last one with setup.sh)" % (len(bins), prefix, prefix,
+                                                                                   len(bins) - 1))
 PY

@@ -329,3 +329,63 @@ def test_the_gpu_config_validates_and_names_every_vllm_backend_that_run_sh_stops
     assert set(listed) == at_vllm
     assert cfg.backends["vllm-anyio"].options["network"] == "anyio"
     assert "network" not in cfg.backends["vllm-a"].options  # the baseline it is compared with runs the default
+
+
+def _wheel(path: Path, blob: bytes) -> dict[str, bytes]:
+    """A minimal installable wheel whose library deflates badly and xz's well (a block repeated past deflate's
+    32 KiB window, as kernels for several GPU architectures repeat in one library)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    files = {"lockgatedemo/__init__.py": b"VALUE = 1\n", "lockgatedemo/lib.so": blob,
+             "lockgatedemo-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: lockgatedemo\nVersion: 1.0\n",
+             "lockgatedemo-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                                                b"Tag: py3-none-any\n"}
+    record = "".join(f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()},"
+                     f"{len(d)}\n" for n, d in files.items()) + "lockgatedemo-1.0.dist-info/RECORD,,\n"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for n, d in files.items():
+            info = zipfile.ZipInfo(n, date_time=(2026, 12, 1, 0, 0, 0))
+            info.external_attr = (0o100755 if n.endswith(".so") else 0o100644) << 16
+            z.writestr(info, d, zipfile.ZIP_DEFLATED)
+        z.writestr("lockgatedemo-1.0.dist-info/RECORD", record)
+    return files
+
+
+def test_a_wheel_packed_as_xz_and_split_installs_the_same_files(tmp_path: Path) -> None:
+    # stage.sh's path for a large wheel, then env.sh's install_wheels on the machine: xz'd, split into parts,
+    # joined, unpacked and installed by pip; the files and the library's executable bit arrive as they left.
+    from bench.gpu import repack
+
+    carried = tmp_path / "st"
+    carried.mkdir()
+    wheel = carried / "lockgatedemo-1.0-py3-none-any.whl"
+    files = _wheel(wheel, os.urandom(1 << 20) * 6)
+    deflated = wheel.stat().st_size
+    packed = repack.pack(wheel)
+    assert not wheel.exists()
+    assert packed.stat().st_size < deflated / 3  # xz finds the repeats deflate cannot
+    subprocess.run(["split", "-b", str(packed.stat().st_size // 2 + 1), "-d", str(packed), f"{packed}.part."],
+                   check=True)
+    packed.unlink()
+    target = tmp_path / "site"
+    subprocess.run(["bash", "-c", 'source bench/gpu/env.sh && install_wheels "$0" "$1"', str(carried),
+                    str(target)], cwd=ROOT, check=True,
+                   env={**os.environ, "ROOT": str(ROOT), "BAKE_LOCAL": "1", "PY": sys.executable})
+    for name, data in files.items():
+        if not name.endswith("METADATA"):
+            assert (target / name).read_bytes() == data, name
+    assert os.access(target / "lockgatedemo/lib.so", os.X_OK)
+    assert (target / ".installed").exists()
+    assert not list(carried.glob("*.xz*")), "the parts and the xz are consumed"
+
+
+def test_repack_leaves_small_wheels_as_they_are(tmp_path: Path) -> None:
+    wheel = tmp_path / "lockgatedemo-1.0-py3-none-any.whl"
+    _wheel(wheel, b"x" * 1000)
+    out = subprocess.run([sys.executable, str(ROOT / "bench/gpu/repack.py"), "pack", str(wheel)],
+                         capture_output=True, text=True, check=True)
+    assert wheel.exists()
+    assert not list(tmp_path.glob("*.xz"))
+    assert out.stdout == ""
