@@ -127,7 +127,8 @@ async def run_kind(kind: str, model: Path, args: argparse.Namespace) -> list[dic
 def build_models(args: argparse.Namespace, root: Path) -> dict[str, Path]:
     shape, extra = SHAPES[args.shape]
     hf_dir = Path(args.model) if args.model else build_random_llama(
-        root / "hf", shape, device=args.device.split(":")[0] if args.device != "cpu" else "cpu", **extra)
+        root / "hf", shape, device=args.device.split(":")[0] if args.device != "cpu" else "cpu",
+        sentences=extra.get("sentences", 2000), pseudo_words=extra.get("pseudo_words", 0))
     models = {"hf": hf_dir}
     if {"onnx", "onnx-genai"} & set(args.kinds):
         out = root / "onnx"
