@@ -31,6 +31,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -413,19 +415,31 @@ def delete_prefix(url: str, prefix: str) -> None:
     client.close()
 
 
-async def start_replica(procs: Procs, args: argparse.Namespace) -> int:
+async def start_replica(procs: Procs, ttft_ms: float, tpot_ms: float) -> int:
     """The vLLM protocol replica (`lockgate sim-server`) at the bench's pace; its port once it answers."""
     port = free_port()
     procs.start("sim-server", "--protocol", "vllm", "--model", "m", "--port", str(port),
-                "--ttft-ms", f"{args.ttft_ms:g}", "--tpot-ms", f"{args.tpot_ms:g}", "--sim", "batch_capacity=1024")
+                "--ttft-ms", f"{ttft_ms:g}", "--tpot-ms", f"{tpot_ms:g}", "--sim", "batch_capacity=1024")
     await wait_ready(port, path="/health")
     return port
+
+
+@contextmanager
+def vllm_replica(ttft_ms: float, tpot_ms: float) -> Iterator[str]:
+    """The replica in a process of its own, for a bench that drives an adapter in this one; yields its URL."""
+    with tempfile.TemporaryDirectory(prefix="lockgate-replica-") as logdir:
+        procs = Procs(Path(logdir))
+        try:
+            port = asyncio.run(start_replica(procs, ttft_ms, tpot_ms))
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            procs.stop()
 
 
 async def start_target(target: str, procs: Procs, tmpdir: Path, args: argparse.Namespace, prefix: str) -> int:
     """Start one target's processes; return its port once it is ready and warm."""
     if target == "engine":
-        port = await start_replica(procs, args)
+        port = await start_replica(procs, args.ttft_ms, args.tpot_ms)
     else:
         port = free_port()
         cfg = tmpdir / f"{target}.toml"

@@ -107,7 +107,7 @@ async def main(args: argparse.Namespace) -> None:
                     if args.engine == "vllm-replica":
                         # Started with each target and stopped with it, like lockgate's processes: its CPU is
                         # printed as "sim-server", apart from lockgate's.
-                        engine_url = f"http://127.0.0.1:{await start_replica(procs, args)}"
+                        engine_url = f"http://127.0.0.1:{await start_replica(procs, args.ttft_ms, args.tpot_ms)}"
                     write_config(cfg, args, prefix, args.redis, name, engine_url)
                     port = free_port()
                     start_lockgate(procs, name, cfg, port, args.procs)

@@ -16,10 +16,7 @@ Run: .venv/bin/python bench/engine_first_token.py [--requests 200] [--ttft-ms 10
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -35,7 +32,7 @@ from backends.events import Delta, Failed
 from backends.http.client import engine_transport
 from backends.request import GenerationRequest
 from backends.vllm import VllmBackend, VllmOptions
-from bench.dispatch import free_port, wait_ready
+from bench.dispatch import vllm_replica
 from loadtest.transport import H1Transport
 
 TOKENS = 16
@@ -102,18 +99,8 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=200, help="per client")
     ap.add_argument("--ttft-ms", type=float, default=10.0, help="the replica's time to first token")
     args = ap.parse_args()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "gateway.cli", "sim-server", "--protocol", "vllm", "--port",
-                               str(port), "--model", "m", "--ttft-ms", f"{args.ttft_ms:g}", "--tpot-ms", "2"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              cwd=Path(__file__).resolve().parents[1], env={**os.environ, "PYTHONPATH": "."})
-    try:
-        asyncio.run(wait_ready(port, path="/health"))
+    with vllm_replica(ttft_ms=args.ttft_ms, tpot_ms=2) as url:
         results = uvloop.run(measure(url, args.requests))
-    finally:
-        server.terminate()
-        server.wait(10)
     lean = statistics.median(results["lean"])
     print(f"{'client':8s} {'p50 ms':>8s} {'mean ms':>8s} {'p90 ms':>8s} {'p50 over lean':>14s}")
     for name, values in results.items():

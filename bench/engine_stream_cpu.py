@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from backends.events import Delta, Failed
 from backends.request import GenerationRequest
 from backends.vllm import VllmBackend, VllmOptions
-from bench.dispatch import free_port, wait_ready
+from bench.dispatch import vllm_replica
 
 NETWORKS = ("asyncio", "anyio")
 
@@ -82,15 +80,8 @@ def main() -> int:
     ap.add_argument("--networks", default=",".join(NETWORKS))
     args = ap.parse_args()
     networks = args.networks.split(",")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "gateway.cli", "sim-server", "--protocol", "vllm", "--port",
-                               str(port), "--model", "m", "--ttft-ms", "5", "--tpot-ms", str(args.tpot_ms)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              cwd=Path(__file__).resolve().parents[1], env={**os.environ, "PYTHONPATH": "."})
-    try:
-        asyncio.run(wait_ready(port, path="/health"))
-        results: dict[str, list[float]] = {n: [] for n in networks}
+    results: dict[str, list[float]] = {n: [] for n in networks}
+    with vllm_replica(ttft_ms=5, tpot_ms=args.tpot_ms) as url:
         for r in range(args.rounds):
             for network in networks if r % 2 == 0 else networks[::-1]:
                 cpu, tokens = uvloop.run(run(url, network, args.requests, args.concurrency, args.tokens))
@@ -98,9 +89,6 @@ def main() -> int:
                 results[network].append(cpu / tokens * 1e6)
                 print(f"round {r + 1} {network:8s} {cpu / tokens * 1e6:6.1f} us CPU per token "
                       f"({tokens} tokens, {cpu:.2f} s)", flush=True)
-    finally:
-        server.terminate()
-        server.wait(10)
     for network, values in results.items():
         print(f"{network:8s} us per token: {', '.join(f'{v:.1f}' for v in values)}")
     return 0
