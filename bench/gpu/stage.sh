@@ -40,8 +40,9 @@ if [ "$kind" = vllm ]; then
   tar -C "$dl" -czf "$dl/redis-bundle.tgz" redis-bundle
   rm -rf "$bundle"
 fi
-# Large wheels travel as xz of their uncompressed selves (bench/gpu/repack.py): GPU kernels deflate to a third,
-# xz takes them to about a tenth; install_wheels (env.sh) unpacks them on the machine.
+# Large wheels travel as xz of their uncompressed selves (bench/gpu/repack.py): xz finds the repeats between GPU
+# kernels that a wheel's deflate cannot (sglang-kernel 615 -> 314 MB, flashinfer-cubin 448 -> 68 MB, vllm 304 ->
+# 204 MB); install_wheels (env.sh) unpacks them on the machine.
 python3 "$here/repack.py" pack "$dl"/*.whl
 # A run carries the working tree too (its tracked files), and the tree grows with every lease's data: the folders
 # get what is left of 64 MiB after it, less 1 MiB for untracked notes.
