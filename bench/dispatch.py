@@ -395,12 +395,15 @@ async def main(args: argparse.Namespace) -> None:
     print(report(results, args, warmup, times))
 
 
-def start_lockgate(procs: Procs, target: str, cfg: Path, port: int, n: int) -> None:
-    """``serve`` (target embedded), or a worker and a gateway (target redis), ``n`` of each on one port: with
-    ``server.reuse_port`` (write_config sets it for n > 1) the kernel spreads the connections."""
+def start_lockgate(procs: Procs, target: str, cfg: Path, port: int, n: int, workers: int | None = None) -> None:
+    """``serve`` (target embedded), or gateways and workers (target redis), ``n`` of each (``workers`` of those
+    if given) on one port: with ``server.reuse_port`` (write_config sets it for n > 1) the kernel spreads the
+    connections."""
+    if target == "redis":
+        for _ in range(n if workers is None else workers):
+            procs.start("worker", "--config", str(cfg))
     for _ in range(n):
         if target == "redis":
-            procs.start("worker", "--config", str(cfg))
             procs.start("gateway", "--config", str(cfg), "--port", str(port))
         else:
             procs.start("serve", "--config", str(cfg), "--port", str(port))
@@ -444,7 +447,7 @@ async def start_target(target: str, procs: Procs, tmpdir: Path, args: argparse.N
         port = free_port()
         cfg = tmpdir / f"{target}.toml"
         write_config(cfg, args, prefix, args.redis, target)
-        start_lockgate(procs, target, cfg, port, args.procs)
+        start_lockgate(procs, target, cfg, port, args.procs, args.workers)
         await wait_ready(port)
     await warm(port, args.tokens)
     return port
@@ -462,6 +465,8 @@ if __name__ == "__main__":
     parser.add_argument("--tokens", type=int, default=16)
     parser.add_argument("--procs", type=int, default=1,
                         help="processes per lockgate role: N serve, or N gateways + N workers (shared port)")
+    parser.add_argument("--workers", type=int,
+                        help="workers of the redis target, if not --procs: how the idle workers share a bell")
     parser.add_argument("--ttft-ms", type=float, default=20.0)
     parser.add_argument("--tpot-ms", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=1)

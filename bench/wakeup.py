@@ -8,6 +8,11 @@ that was sleeping in epoll. On some VMs that wake-up costs far more than the wor
 - ``redis``: ``PING`` from an asyncio (uvloop) redis-py client, as lockgate's processes talk to Redis;
 
 each after an idle gap of 0, 1, 10 and 50 ms. Run: ``.venv/bin/python bench/wakeup.py [--redis URL]``.
+
+``--cpus A,B`` puts the two ends on those CPUs (on the GPU machine: two of lockgate's pinned vCPUs);
+``--pipe-only`` needs nothing but the standard library (the GPU machine before its wheels are installed);
+``--dma-latency-us N`` holds ``/dev/cpu_dma_latency`` at N µs while it measures (root; 0 keeps idle CPUs out of
+their deeper idle states, as tuned's latency-performance profile does), so one run shows what idle states cost.
 """
 
 from __future__ import annotations
@@ -17,23 +22,46 @@ import asyncio
 import os
 import socket
 import statistics
+import struct
 import time
-
-import redis.asyncio as aioredis
-import uvloop
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 GAPS_S = (0.0, 0.001, 0.01, 0.05)
 
 
-def pipe_round_trips(gap_s: float, n: int) -> list[float]:
+@contextmanager
+def dma_latency(us: int | None) -> Iterator[str]:
+    """Hold the PM QoS CPU latency request while inside; yields what was done, for the report."""
+    if us is None:
+        yield "cpu_dma_latency untouched"
+        return
+    try:
+        fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
+    except OSError as exc:
+        yield f"cpu_dma_latency not held ({exc.strerror})"
+        return
+    try:
+        os.write(fd, struct.pack("i", us))
+        yield f"cpu_dma_latency held at {us} µs"
+    finally:  # the request lasts while the file is open
+        os.close(fd)
+
+
+def pipe_round_trips(gap_s: float, n: int, cpus: tuple[int, int] | None) -> list[float]:
     ours, theirs = socket.socketpair()
     pid = os.fork()
     if pid == 0:  # the echo process: blocks in recv, as an idle server does
+        if cpus:
+            os.sched_setaffinity(0, {cpus[1]})
         ours.close()
         while (b := theirs.recv(1)) and b != b"q":
             theirs.sendall(b)
         os._exit(0)
     theirs.close()
+    allowed = os.sched_getaffinity(0)
+    if cpus:
+        os.sched_setaffinity(0, {cpus[0]})
     out = []
     try:
         for _ in range(n):
@@ -47,10 +75,13 @@ def pipe_round_trips(gap_s: float, n: int) -> list[float]:
         ours.sendall(b"q")
         os.waitpid(pid, 0)
         ours.close()
+        os.sched_setaffinity(0, allowed)
     return out
 
 
 async def redis_round_trips(url: str, gap_s: float, n: int) -> list[float]:
+    import redis.asyncio as aioredis
+
     client = aioredis.Redis.from_url(url)
     try:
         await client.ping()
@@ -76,13 +107,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--redis", default=os.environ.get("LOCKGATE_REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("-n", type=int, default=200, help="round trips per gap")
+    parser.add_argument("--cpus", help="A,B: this end on CPU A, the echo process on CPU B (the pipe test)")
+    parser.add_argument("--pipe-only", action="store_true", help="skip the Redis test (no packages needed)")
+    parser.add_argument("--dma-latency-us", type=int, help="hold /dev/cpu_dma_latency at this while measuring")
     args = parser.parse_args()
-    print(f"round trip after an idle gap ({args.n} each; load average {os.getloadavg()[0]:.2f}, "
-          f"{os.cpu_count()} cores)")
-    for gap in GAPS_S:
-        print(f"pipe   gap {gap * 1000:4.0f} ms: {summary(pipe_round_trips(gap, args.n))}")
-    for gap in GAPS_S:
-        print(f"redis  gap {gap * 1000:4.0f} ms: {summary(uvloop.run(redis_round_trips(args.redis, gap, args.n)))}")
+    cpus: tuple[int, int] | None = None
+    if args.cpus:
+        a, sep, b = args.cpus.partition(",")
+        if not sep or not a.isdigit() or not b.isdigit():
+            parser.error("--cpus takes two CPUs: A,B")
+        cpus = (int(a), int(b))
+    with dma_latency(args.dma_latency_us) as held:
+        print(f"round trip after an idle gap ({args.n} each; load average {os.getloadavg()[0]:.2f}, "
+              f"{os.cpu_count()} cores; {held}; cpus {args.cpus or 'any'})")
+        for gap in GAPS_S:
+            print(f"pipe   gap {gap * 1000:4.0f} ms: {summary(pipe_round_trips(gap, args.n, cpus))}")
+        if args.pipe_only:
+            return
+        import uvloop
+
+        for gap in GAPS_S:
+            rtts = uvloop.run(redis_round_trips(args.redis, gap, args.n))
+            print(f"redis  gap {gap * 1000:4.0f} ms: {summary(rtts)}")
 
 
 if __name__ == "__main__":

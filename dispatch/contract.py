@@ -37,6 +37,8 @@ class Ticket(Protocol):
     """A submitted job, seen from the gateway."""
 
     job: Job
+    wake: str
+    """How the job reached a worker, once submitted (``observability.semconv.DISPATCH_WAKE``)."""
 
     def events(self) -> AsyncIterator[Event]:
         """The job's events, ending after the terminal one (Completed or Failed)."""

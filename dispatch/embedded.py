@@ -26,6 +26,7 @@ log = logging.getLogger("lockgate.dispatch")
 class EmbeddedTicket:
     def __init__(self, job: Job, max_buffered: int = 0) -> None:
         self.job = job
+        self.wake = "inprocess"
         # Bounded: a client that reads slowly holds back its job (and the engine) instead of memory growing.
         self._events: asyncio.Queue[Event] = asyncio.Queue(max_buffered)
         self.cancelled = False

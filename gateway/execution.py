@@ -19,6 +19,7 @@ from dispatch.job import Job
 from gateway.config.schema import LimitsConfig
 from gateway.errors import APIError
 from gateway.watchdog import Watchdog
+from observability import semconv as sc
 from observability.recorder import RequestRecorder
 from routing.budget import RetryBudget
 from routing.experiments import Timing
@@ -128,6 +129,7 @@ class Execution:
                   attempt=self.attempt + 1, enqueued_ns=time.time_ns(), tenant=self._tenant)
         try:
             ticket = await self._dispatcher.submit(job)
+            producer.set_attribute(sc.DISPATCH_WAKE, ticket.wake)
         except AdmissionRefused as exc:
             return exc
         except DispatchUnavailable as exc:

@@ -27,6 +27,9 @@ CONNECTION_KEPT = "lockgate.engine.connection_kept"
 # On an engine call's CLIENT span: whether the engine got a traceparent (the backend's trace_propagation).
 TRACEPARENT_SENT = "lockgate.engine.traceparent_sent"
 PRIORITY = "lockgate.priority"
+DISPATCH_WAKE = "lockgate.dispatch.wake"
+"""How the job reached a worker: ``warm`` (an idle worker's own bell), ``shared`` (the shared bell: no worker was
+idle), ``inprocess`` (the embedded dispatch's queue)."""
 TPOT = "lockgate.tpot_s"
 ITL_MEAN = "lockgate.itl_mean_s"
 OUTCOME = "lockgate.outcome"

@@ -30,11 +30,28 @@ wait_for() {  # URL SECONDS WHAT LOG
   "$PY" bench/gpu/smoke.py --wait "$1" --timeout "$2" || { echo "$3: last lines of $4:" >&2; tail -40 "$4" >&2; exit 1; }
 }
 
-start_workers() {  # BACKEND COUNT: lockgate workers for one backend of $W/lockgate.toml
+wake_config() {  # the config workers start with: $W/lockgate.toml, or with BAKE_WAKE=fifo|warm a copy of it
+  local cfg=$W/lockgate.toml  # with that dispatch.wake (lockgate-wake-X.toml; pin.py knows both by the prefix)
+  if [ -n "${BAKE_WAKE:-}" ]; then
+    cfg=$W/lockgate-wake-$BAKE_WAKE.toml
+    sed "s/^\[dispatch\]\$/[dispatch]\nwake = \"$BAKE_WAKE\"/" "$W/lockgate.toml" >"$cfg"
+  fi
+  echo "$cfg"
+}
+
+start_workers() {  # BACKEND COUNT: lockgate workers for one backend (wake_config's config)
+  local cfg
+  cfg=$(wake_config)
   for i in $(seq "$2"); do
-    setsid "$PY" -m gateway.cli worker --config "$W/lockgate.toml" --backend "$1" >"$W/worker-$1-$i.log" 2>&1 \
-      < /dev/null &
+    setsid "$PY" -m gateway.cli worker --config "$cfg" --backend "$1" >"$W/worker-$1-$i.log" 2>&1 < /dev/null &
   done
+}
+
+start_gateways() {  # COUNT: lockgate gateways sharing port 8000 (server.reuse_port)
+  for i in $(seq "$1"); do
+    setsid "$PY" -m gateway.cli gateway --config "$W/lockgate.toml" >"$W/gateway-$i.log" 2>&1 < /dev/null &
+  done
+  wait_for http://127.0.0.1:8000/healthz 60 "lockgate gateway" "$W/gateway-1.log"
 }
 
 stop_workers() {  # BACKEND...: SIGTERM to their workers (they finish what they hold), then wait until they left

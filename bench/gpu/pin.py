@@ -169,9 +169,10 @@ def roles() -> dict[int, str]:
         if not entry.name.isdigit() or int(entry.name) in out:
             continue
         cmd = cmdline(int(entry.name))
-        if f"--config {W}/lockgate.toml" in cmd and "gateway.cli gateway" in cmd:
+        # lockgate.toml, or a variant of it (env.sh's start_workers with BAKE_WAKE: lockgate-wake-fifo.toml)
+        if f"--config {W}/lockgate" in cmd and "gateway.cli gateway" in cmd:
             out[int(entry.name)] = "gateway"
-        elif f"--config {W}/lockgate.toml" in cmd and "gateway.cli worker" in cmd:
+        elif f"--config {W}/lockgate" in cmd and "gateway.cli worker" in cmd:
             out[int(entry.name)] = "worker-hf" if "hf-a" in cmd else ("worker-sglang" if "sglang-a" in cmd
                                                                      else "worker-vllm")
         elif f"otlp_sink.py --port 4318 --out {W}/" in cmd:
@@ -234,6 +235,15 @@ def stop_workers(backends: list[str], timeout_s: float = 60.0) -> int:
     """SIGTERM every lockgate worker of these backends; a worker finishes or hands back its jobs, then exits."""
     pids = [pid for pid, role in roles().items() if role.startswith("worker")
             and any(f"--backend {b} " in cmdline(pid) + " " for b in backends)]
+    return stop(pids, f"workers of {' '.join(backends)}", timeout_s)
+
+
+def stop_gateways(timeout_s: float = 60.0) -> int:
+    """SIGTERM every lockgate gateway (run.sh gateways N starts another count)."""
+    return stop([pid for pid, role in roles().items() if role == "gateway"], "gateways", timeout_s)
+
+
+def stop(pids: list[int], what: str, timeout_s: float) -> int:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -241,8 +251,7 @@ def stop_workers(backends: list[str], timeout_s: float = 60.0) -> int:
     while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     left = [p for p in pids if alive(p)]
-    print(f"stopped {len(pids) - len(left)} workers of {' '.join(backends)}"
-          + (f"; still running: {left}" if left else ""))
+    print(f"stopped {len(pids) - len(left)} {what}" + (f"; still running: {left}" if left else ""))
     return 1 if left else 0
 
 
@@ -262,6 +271,7 @@ def main() -> int:
     ap.add_argument("mode", choices=["pinned", "open", "again"])
     sw = sub.add_parser("stop-workers")
     sw.add_argument("backends", nargs="+")
+    sub.add_parser("stop-gateways")
     ex = sub.add_parser("exec")
     ex.add_argument("argv", nargs=argparse.REMAINDER)
     args = parser.parse_args()
@@ -271,6 +281,8 @@ def main() -> int:
         print(f"vllm: {cpulist(vllm)}  rest: {cpulist(rest)}")
     elif args.cmd == "stop-workers":
         return stop_workers(args.backends)
+    elif args.cmd == "stop-gateways":
+        return stop_gateways()
     elif args.cmd == "apply":
         mode = str(state().get("mode", "open")) if args.mode == "again" else args.mode
         print(f"pin: {json.dumps(apply(mode))}")

@@ -14,6 +14,8 @@
 #                                   # qwen-vllm-notp, vllm-nocu -> qwen-vllm-nocu, vllm-cu -> qwen-vllm-cu),
 #                                   # BAKE_DIRECT=sglang (SGLang direct, with BAKE_LG=qwen-sglang:lockgate-sglang)
 #   bash bench/gpu/run.sh workers BACKEND [N]   # stop the vLLM/SGLang workers, start N (4) for BACKEND instead
+#                                   # (BAKE_WAKE=fifo|warm: with that dispatch.wake)
+#   bash bench/gpu/run.sh gateways [N]  # stop the gateways, start N (4) instead
 #   bash bench/gpu/run.sh vllm-restart  # vLLM again with BAKE_VLLM_ARGS (e.g. "--api-server-count 2"), its workers too
 #   bash bench/gpu/run.sh sglang-start  # stop vLLM, install and start SGLang 0.5.15 on :30000, 4 sglang-a workers
 #   bash bench/gpu/run.sh sglang    # SGLang direct vs lockgate -> sglang, closed loop (BAKE_POINTS, BAKE_ROUNDS 1)
@@ -150,6 +152,12 @@ PY
     pkill -f "sim-serve[r] --protocol vllm --port 8200" || true ;;
   pin)
     "$PY" bench/gpu/pin.py apply "${2:-pinned}"
+    exit 0 ;;
+  gateways)
+    "$PY" bench/gpu/pin.py stop-gateways
+    start_gateways "${2:-4}"
+    "$PY" bench/gpu/smoke.py --models qwen-vllm --timeout 120
+    "$PY" bench/gpu/pin.py apply again
     exit 0 ;;
   workers)
     stop_workers "${VLLM_BACKENDS[@]}" sglang-a

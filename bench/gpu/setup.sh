@@ -45,17 +45,11 @@ pin_all() {  # once everything runs: the sets, then pinned (BAKE_PIN) or open
   "$PY" bench/gpu/pin.py topology
   if [ -n "${BAKE_PIN:-}" ]; then "$PY" bench/gpu/pin.py apply pinned; else "$PY" bench/gpu/pin.py apply open; fi
 }
-start_gateways() {
-  for i in $(seq "${BAKE_GATEWAYS:-4}"); do
-    setsid "$PY" -m gateway.cli gateway --config "$W/lockgate.toml" >"$W/gateway-$i.log" 2>&1 < /dev/null &
-  done
-  wait_for http://127.0.0.1:8000/healthz 60 "lockgate gateway" "$W/gateway-1.log"
-}
 
 if [ "${BAKE_ENGINE:-vllm}" = sglang ]; then
   # SGLang alone (no vLLM, no hf): needs only the lockgate folders of stage.sh's vLLM set (its last two, c3 and
   # c4 today) and SGLang's.
-  start_gateways
+  start_gateways "${BAKE_GATEWAYS:-4}"
   bash bench/gpu/run.sh sglang-start
   pin_all
   echo "setup done (SGLang): $(date -u +%T)"
@@ -74,7 +68,7 @@ for b in $(variants); do
   start_workers "$b" "${BAKE_WORKERS:-4}"
   models+=("$(model_of "$b")")
 done
-start_gateways
+start_gateways "${BAKE_GATEWAYS:-4}"
 "$PY" bench/gpu/smoke.py --models "${models[@]}" --timeout 600
 pin_all
 echo "setup done: $(date -u +%T)"

@@ -22,6 +22,7 @@ from dispatch.redis.ticket import RedisTicket
 from dispatch.redis.wire import WorkerReport, decode_report
 from gateway.config.redis_target import RedisTarget
 from gateway.config.schema import DispatchConfig
+from observability.semconv import DISPATCH_WAKE as WAKE
 from observability.telemetry import Telemetry
 
 log = logging.getLogger("lockgate.dispatch.redis")
@@ -59,6 +60,10 @@ class RedisDispatcher:
         self._signals: set[asyncio.Task[None]] = set()
         self._refused = telemetry.meter.create_counter(
             "lockgate.dispatch.refused", unit="{job}", description="Jobs refused by the queue-depth check")
+        self._wakes = telemetry.meter.create_counter(
+            "lockgate.dispatch.wakes", unit="{job}",
+            description="Jobs enqueued, by the bell that woke a worker: an idle worker's own (warm) or only the "
+                        "shared one (no worker was idle)")
         self._watch = MasterWatch(self.redis, interval_s=config.redis.failover_check_s, telemetry=telemetry,
                                   role="gateway", on_change=self.inbox.master_changed)
 
@@ -96,16 +101,18 @@ class RedisDispatcher:
         # Registered before the XADD: a fast worker's first event must find its ticket.
         self.inbox.register(ticket)
         try:
-            accepted, value = await self.scripts.submit(
+            reply = await self.scripts.submit(
                 keys=keys, args=[target, self._max_depth, encode_job(job), int(self.config.stream_ttl_s), GROUP,
                                  job.id, job.tenant])
         except REDIS_ERRORS as exc:
             self.inbox.unregister(ticket)
             raise DispatchUnavailable(f"Redis: {type(exc).__name__}") from exc
-        if not accepted:
+        if not reply[0]:
             self.inbox.unregister(ticket)
             self._refused.add(1, {"lockgate.backend": job.backend})
-            raise AdmissionRefused(job.backend, int(value), self._retry_after)
+            raise AdmissionRefused(job.backend, int(reply[1]), self._retry_after)
+        ticket.wake = "warm" if reply[2] else "shared"
+        self._wakes.add(1, {"lockgate.backend": job.backend, WAKE: ticket.wake})
         return ticket
 
     def _signal_cancel(self, ticket: RedisTicket) -> asyncio.Task[None]:

@@ -44,11 +44,21 @@ class Keys:
         when a worker takes a job, so a blocking XREADGROUP on them would never wake)."""
         return f"{self.prefix}:{{{backend}}}:bell"
 
+    def worker_bell(self, backend: str, worker_id: str) -> str:
+        """List: one worker's own bell, rung by a submit that picked this worker from the idle stack. The
+        submit script builds the name itself from the shared bell's (``SUBMIT`` in scripts.py)."""
+        return f"{self.bell(backend)}:w:{worker_id}"
+
+    def idle(self, backend: str) -> str:
+        """List used as a stack: ids of the workers with no job of the backend, the most recently idle first.
+        A submit rings the top one's own bell, so the warmest idle process takes the job (``dispatch.wake``)."""
+        return f"{self.prefix}:{{{backend}}}:idle"
+
     def queue_keys(self, backend: str) -> list[str]:
         """KEYS of the submit and take scripts: streams, fair sets (both highest band first), payloads,
-        tags, bell."""
+        tags, bell, idle stack."""
         return [*self.job_streams(backend), *self.fair_queues(backend), self.payloads(backend),
-                self.fair_tags(backend), self.bell(backend)]
+                self.fair_tags(backend), self.bell(backend), self.idle(backend)]
 
     def band(self, priority: int) -> int:
         return min(max(priority, 0), self.bands - 1)

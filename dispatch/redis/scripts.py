@@ -9,14 +9,21 @@ from redis.exceptions import NoScriptError
 
 from dispatch.redis.connection import RedisClient, pipelines_scripts
 
-# KEYS: Keys.queue_keys (N job streams, N fair sets, payloads, tags, bell). ARGV: 1 index of the target band
-# (1 = highest, as in KEYS), 2 max waiting, 3 job payload, 4 ttl (s), 5 group, 6 job id, 7 tenant.
+# KEYS: Keys.queue_keys (N job streams, N fair sets, payloads, tags, bell, idle stack). ARGV: 1 index of the
+# target band (1 = highest, as in KEYS), 2 max waiting, 3 job payload, 4 ttl (s), 5 group, 6 job id, 7 tenant.
 # Waiting = fair-set members plus stream entries not yet delivered (length minus pending: acked entries are
 # deleted; stream entries only wait there if a take failed half-way). The job is tagged for fair queueing
 # (dispatch/fair.py) and waits in its band's set until a worker's TAKE moves it to the stream.
-# Returns {1, tag} or {0, waiting}.
+# The bells: the shared one wakes the idle worker that has waited longest (Redis serves BLPOP first come, first
+# served), the coldest process. So the top of the idle stack, the worker that became idle last, gets its own bell
+# instead (Keys.worker_bell; its name built here from the shared bell's, same slot); the shared bell rings only
+# when no worker is idle. Not both: a second, cold worker woken for nothing took CPU from the warm one (measured,
+# docs/performance.md). A worker that died while idle leaves its id on the stack; the one job whose submit pops it
+# waits until another idle worker's BLPOP times out and its TAKE runs (block_ms at most). Own bells expire within
+# a minute: a live worker pops its own at once. Returns {1, tag, 1 if a worker's own bell rang else 0} or
+# {0, waiting}.
 SUBMIT = """
-local n = (#KEYS - 3) / 2
+local n = (#KEYS - 4) / 2
 local waiting = 0
 for i = 1, n do
   local len = redis.call('XLEN', KEYS[i])
@@ -37,18 +44,30 @@ local tag = math.max(v, last) + 1
 redis.call('HSET', tags, tfield, tag)
 redis.call('HSET', payloads, ARGV[6], ARGV[3])
 redis.call('ZADD', queue, tag, ARGV[6])
-redis.call('LPUSH', bell, '1')
-redis.call('LTRIM', bell, 0, 63)
-for _, key in ipairs({queue, payloads, tags, bell}) do redis.call('EXPIRE', key, ARGV[4]) end
-return {1, tag}
+local warm = 0
+local top = redis.call('LPOP', KEYS[2 * n + 4])
+if top then
+  local own = bell .. ':w:' .. top
+  redis.call('LPUSH', own, '1')
+  redis.call('LTRIM', own, 0, 7)
+  redis.call('EXPIRE', own, 60)
+  warm = 1
+else
+  redis.call('LPUSH', bell, '1')
+  redis.call('LTRIM', bell, 0, 63)
+  redis.call('EXPIRE', bell, ARGV[4])
+end
+for _, key in ipairs({queue, payloads, tags}) do redis.call('EXPIRE', key, ARGV[4]) end
+return {1, tag, warm}
 """
 
 # KEYS: Keys.queue_keys. ARGV: 1 group, 2 consumer, 3 count, 4 stream ttl (s). Band by band, highest first
 # (a lower band is only touched when the higher ones are empty): moves the lowest-tagged waiting jobs into the
 # band's stream and reads them as this consumer in the same script, so a job is always either waiting or in
-# the pending list, never lost between the two. Returns {{stream, id, fields}, ...}.
+# the pending list, never lost between the two. A consumer that took a job is no longer idle: it leaves the idle
+# stack. Returns {{stream, id, fields}, ...}.
 TAKE = """
-local n = (#KEYS - 3) / 2
+local n = (#KEYS - 4) / 2
 local payloads, tags, bell = KEYS[2 * n + 1], KEYS[2 * n + 2], KEYS[2 * n + 3]
 local want = tonumber(ARGV[3])
 local out = {}
@@ -77,7 +96,25 @@ for i = 1, n do
   left = left + redis.call('ZCARD', KEYS[n + i])
 end
 if left == 0 then redis.call('DEL', bell) end
+if #out > 0 then redis.call('LREM', KEYS[2 * n + 4], 0, ARGV[2]) end
 return out
+"""
+
+# KEYS: 1 the idle stack. ARGV: 1 worker id, 2 ttl (s), 3 ``top`` or ``keep``. ``top``: the worker has just become
+# idle (its last job ended), so it is the warmest: to the top, once. ``keep``: an idle worker about to block again
+# (every dispatch.block_ms): on the stack if missing (a submit popped it but another worker took the job), at the
+# bottom, without moving it if present; its TTL refreshed. The stack holds live workers' ids only as long as they
+# keep blocking: a dead worker's id is popped by the next submit or expires.
+IDLE = """
+if ARGV[3] == 'top' then
+  redis.call('LREM', KEYS[1], 0, ARGV[1])
+  redis.call('LPUSH', KEYS[1], ARGV[1])
+elseif not redis.call('LPOS', KEYS[1], ARGV[1]) then
+  redis.call('RPUSH', KEYS[1], ARGV[1])
+end
+redis.call('LTRIM', KEYS[1], 0, 1023)
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
 """
 
 # KEYS: 1 job stream. ARGV: 1 group, 2 consumer, 3.. entry ids the worker runs. Resets their idle time (the
@@ -141,27 +178,40 @@ class Scripts:
         self.take: AsyncScript = redis.register_script(TAKE)
         self.heartbeat: AsyncScript = redis.register_script(HEARTBEAT)
         self.reclaim: AsyncScript = redis.register_script(RECLAIM)
+        self.idle: AsyncScript = redis.register_script(IDLE)
 
 
-async def take_when_rung(redis: RedisClient, scripts: Scripts, queue_keys: list[str], bell: str, timeout_s: float,
-                         take_args: list[str | int]) -> list[Any]:
-    """Wait up to ``timeout_s`` for the bell (each submit rings it), then TAKE: both in one pipeline.
+async def take_when_rung(redis: RedisClient, scripts: Scripts, queue_keys: list[str], bells: list[str],
+                         timeout_s: float, take_args: list[str | int],
+                         idle: list[str | int] | None = None) -> list[Any]:
+    """Wait up to ``timeout_s`` for one of the ``bells`` (the worker's own first, then the shared one), then
+    TAKE: both in one pipeline, after the IDLE script with ``idle`` as its ARGV when given (the worker has no
+    job: it stays on the idle stack while it waits).
 
     Redis runs a command queued behind a blocking one as soon as that one returns, so an idle worker gets a new
     job in the same reply as the bell, not one round trip later (on a VM each wake-up of an idle process costs
     a few hundred µs). When the wait times out, the TAKE runs anyway and usually finds nothing. On a Redis
-    Cluster the two are separate calls."""
+    Cluster they are separate calls."""
+    idle_key = queue_keys[-1]
     if not pipelines_scripts(redis):
-        await redis.blpop([bell], timeout=timeout_s)
+        if idle is not None:
+            await scripts.idle(keys=[idle_key], args=idle)
+        await redis.blpop(bells, timeout=timeout_s)
         return list(await scripts.take(keys=queue_keys, args=take_args) or [])
     try:
         async with redis.pipeline(transaction=False) as pipe:
-            pipe.blpop([bell], timeout=timeout_s)
-            # EVALSHA, not the Script object: a pipeline holding a Script sends SCRIPT EXISTS first, every time,
-            # which is the round trip this saves.
+            # EVALSHA, not the Script objects: a pipeline holding a Script sends SCRIPT EXISTS first, every
+            # time, which is the round trip this saves.
+            if idle is not None:
+                pipe.evalsha(scripts.idle.sha, 1, idle_key, *idle)
+            pipe.blpop(bells, timeout=timeout_s)
             pipe.evalsha(scripts.take.sha, len(queue_keys), *queue_keys, *take_args)
-            _, rows = await pipe.execute()
+            replies = await pipe.execute()
+        rows = replies[-1]
     except NoScriptError:
-        # Redis lost its script cache (a restart, a failover): the Script object loads it again.
+        # Redis lost its script cache (a restart, a failover): the Script objects load them again. The BLPOP
+        # ran (a pipeline's commands all run), so this takes at once.
+        if idle is not None:
+            await scripts.idle(keys=[idle_key], args=idle)
         rows = await scripts.take(keys=queue_keys, args=take_args)
     return list(rows or [])

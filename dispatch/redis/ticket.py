@@ -32,6 +32,7 @@ class RedisTicket:
         through Redis, so past it the request ends with one error and the job is cancelled: memory stays
         bounded whatever the client does."""
         self.job = job
+        self.wake = "shared"
         self._max_buffered = max_buffered
         self._on_cancel = on_cancel
         self._on_done = on_done

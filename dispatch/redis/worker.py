@@ -1,6 +1,8 @@
 """The worker side of the Redis dispatch: take jobs, run them, heartbeat, reclaim, dead-letter, cancel.
 
-Per backend, one loop takes new jobs (highest priority band first) up to the backend's concurrency. One
+Per backend, one loop takes new jobs (highest priority band first) up to the backend's concurrency; with
+``dispatch.wake = "warm"`` a worker with no job of the backend waits on the idle stack too, so the worker that
+became idle last takes the next job (scripts.py, SUBMIT). One
 maintenance loop per process heartbeats the jobs it runs (so they are not reclaimed however long they take),
 publishes health and load, and reclaims jobs other workers left idle past the visibility timeout. One
 pub/sub listener aborts jobs their gateway cancelled. A job is acknowledged (XACK, then XDEL: never trimmed
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
 import time
@@ -60,12 +63,14 @@ class _Active:
 
 class _Lane:
     def __init__(self, backend: Backend, capacity: int, streams: list[str], queue_keys: list[str],
-                 bell: str) -> None:
+                 bells: list[str]) -> None:
         self.backend = backend
         self.capacity = capacity
         self.streams = streams
         self.queue_keys = queue_keys
-        self.bell = bell
+        self.idle_key = queue_keys[-1]
+        self.bells = bells
+        """The worker's own bell first (a BLPOP returns from the first key that has an entry), then the shared."""
         self.active: dict[str, _Active] = {}
         self.room = asyncio.Event()
 
@@ -94,11 +99,17 @@ class RedisWorker:
         self.writer = InboxWriter(self.redis, marker_ttl_s=int(config.job_key_ttl_s),
                                   window_s=config.coalesce_ms / 1000)
         self.telemetry = telemetry
+        self._warm = config.wake == "warm"
         self._lanes = {name: _Lane(b, (concurrency or {}).get(name) or b.max_concurrency,
-                                   self.keys.job_streams(name), self.keys.queue_keys(name), self.keys.bell(name))
+                                   self.keys.job_streams(name), self.keys.queue_keys(name),
+                                   [self.keys.worker_bell(name, self.worker_id), self.keys.bell(name)]
+                                   if self._warm else [self.keys.bell(name)])
                        for name, b in backends.items()}
+        # Idle workers refresh their place every block_ms; a dead one's id outlives it by this at most.
+        self._idle_ttl_s = max(60, math.ceil(3 * config.block_ms / 1000))
         self._by_job: dict[str, _Active] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._idle_calls: set[asyncio.Task[None]] = set()
         self._stopping = False
         meter = telemetry.meter
         self._reclaimed = meter.create_counter("lockgate.dispatch.reclaimed", unit="{job}",
@@ -128,6 +139,12 @@ class RedisWorker:
     async def stop(self, grace_s: float = 0.0) -> None:
         """Take no new job; let running ones finish for ``grace_s``; hand back the rest, then leave."""
         self._stopping = True
+        # Off the idle stack first: a submit that popped this worker would wait for another's BLPOP timeout.
+        with contextlib.suppress(*REDIS_ERRORS):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for lane in self._lanes.values():
+                    pipe.lrem(lane.idle_key, 0, self.worker_id)
+                await pipe.execute()
         for task in self._tasks[:len(self._lanes)]:
             task.cancel()
         running = [a.task for a in self._by_job.values() if a.task is not None]
@@ -141,13 +158,14 @@ class RedisWorker:
         await asyncio.gather(*(a.task for a in leftover if a.task), return_exceptions=True)
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._idle_calls, return_exceptions=True)
         await self._watch.close()
         await self.writer.close()
         with contextlib.suppress(*REDIS_ERRORS):
             async with self.redis.pipeline(transaction=False) as pipe:
-                for name in self._lanes:
+                for name, lane in self._lanes.items():
                     pipe.hdel(self.keys.workers(name), self.worker_id)
+                    pipe.lrem(lane.idle_key, 0, self.worker_id)  # a registration that was in flight
                 await pipe.execute()
         await self.redis.aclose()
 
@@ -164,8 +182,11 @@ class RedisWorker:
                 take_args: list[str | int] = [GROUP, self.worker_id, lane.free, int(self.config.stream_ttl_s)]
                 rows = await self.scripts.take(keys=lane.queue_keys, args=take_args)
                 if not rows:
-                    rows = await take_when_rung(self.redis, self.scripts, lane.queue_keys, lane.bell,
-                                                self.config.block_ms / 1000, take_args)
+                    idle: list[str | int] | None = None
+                    if self._warm and not lane.active:
+                        idle = [self.worker_id, self._idle_ttl_s, "keep"]
+                    rows = await take_when_rung(self.redis, self.scripts, lane.queue_keys, lane.bells,
+                                                self.config.block_ms / 1000, take_args, idle)
                 taken = [(s, i, _pairs(f)) for s, i, f in rows]
                 for stream, entry_id, fields in taken:
                     self._spawn(name, lane, _str(stream), _str(entry_id), fields.get(b"job", b""), 1)
@@ -255,6 +276,8 @@ class RedisWorker:
                 raise
         finally:
             active.settling = True
+            if self._warm and not self._stopping and all(a.settling for a in lane.active.values()):
+                self._became_idle(lane)
             await outbox.close()
         if not outbox.acked:  # else the terminal event's write carried the acknowledgement
             await self._guard(self._ack(active))
@@ -290,6 +313,15 @@ class RedisWorker:
             await self._verdict(outbox, lane, lost_after_tokens())
             return "failed_after_tokens"
         return "rerun"
+
+    def _became_idle(self, lane: _Lane) -> None:
+        """To the top of the idle stack, now: the job's last event is on its way, and the client's next request
+        may follow it within a millisecond, while the worker still waits for its writes and acknowledgement
+        (and its take loop is blocked since it took the job)."""
+        task = asyncio.get_running_loop().create_task(self._guard(
+            self.scripts.idle(keys=[lane.idle_key], args=[self.worker_id, self._idle_ttl_s, "top"])))
+        self._idle_calls.add(task)  # a strong reference until it is done
+        task.add_done_callback(self._idle_calls.discard)
 
     def _stop(self, active: _Active, exc: StopJob) -> None:
         if active.task is None or active.task.done() or active.settling or active.stop_reason:

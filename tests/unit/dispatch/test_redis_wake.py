@@ -1,0 +1,190 @@
+"""Which idle worker a new job wakes (``dispatch.wake``), against the test Redis: the scripts one by one, then
+gateways and workers in this process running jobs one after another, as a client at concurrency 1 does."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Literal
+
+import pytest
+from redis.asyncio import Redis
+
+from backends.events import Completed
+from backends.sim.engine import SimBackend
+from backends.sim.options import SimOptions
+from dispatch.redis import RedisDispatcher, RedisWorker
+from dispatch.redis.keys import GROUP, Keys
+from dispatch.redis.scripts import Scripts, take_when_rung
+from gateway.config.redis_target import parse_url
+from gateway.config.schema import DispatchConfig
+from observability.telemetry import Telemetry
+
+from .test_redis_scripts import submit
+from .test_redis_slots import drain, job
+
+URL = os.environ.get("LOCKGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[tuple[Redis, Scripts, Keys]]:
+    redis = Redis.from_url(URL)
+    keys = Keys(f"lgw{uuid.uuid4().hex[:8]}", 2)
+    for stream in keys.job_streams("b"):
+        await redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    yield redis, Scripts(redis), keys
+    found = [k async for k in redis.scan_iter(match=f"{keys.prefix}:*")]
+    if found:
+        await redis.delete(*found)
+    await redis.aclose()
+
+
+async def idle(scripts: Scripts, keys: Keys, worker: str, mode: str) -> None:
+    await scripts.idle(keys=[keys.idle("b")], args=[worker, 60, mode])
+
+
+async def stack(redis: Redis, keys: Keys) -> list[bytes]:
+    return list(await redis.lrange(keys.idle("b"), 0, -1))
+
+
+async def test_the_last_worker_to_become_idle_gets_its_own_bell(env: tuple[Redis, Scripts, Keys]) -> None:
+    redis, scripts, keys = env
+    for w in ("w1", "w2", "w3"):
+        await idle(scripts, keys, w, "top")
+    reply = await submit(scripts, keys, 0, b"j")
+    assert reply[0] == 1
+    assert reply[2] == 1  # a worker's own bell rang
+    assert await redis.llen(keys.worker_bell("b", "w3")) == 1
+    assert not await redis.exists(keys.worker_bell("b", "w2"))
+    assert not await redis.exists(keys.bell("b"))  # not the shared one: it would wake the coldest for nothing
+    assert 0 < await redis.ttl(keys.worker_bell("b", "w3")) <= 60
+    assert await stack(redis, keys) == [b"w2", b"w1"]
+    # No worker idle: the shared bell.
+    await redis.delete(keys.idle("b"))
+    assert (await submit(scripts, keys, 0, b"k"))[2] == 0
+    assert await redis.llen(keys.bell("b")) == 1
+
+
+async def test_keep_leaves_an_idle_workers_place_and_top_moves_it(env: tuple[Redis, Scripts, Keys]) -> None:
+    redis, scripts, keys = env
+    await idle(scripts, keys, "w1", "top")
+    await idle(scripts, keys, "w2", "top")
+    await idle(scripts, keys, "w1", "keep")  # blocking again after a timeout: still colder than w2
+    assert await stack(redis, keys) == [b"w2", b"w1"]
+    await idle(scripts, keys, "w3", "keep")  # missing (a submit popped it, another took the job): at the bottom
+    assert await stack(redis, keys) == [b"w2", b"w1", b"w3"]
+    await idle(scripts, keys, "w1", "top")  # its job just ended: the warmest, once
+    assert await stack(redis, keys) == [b"w1", b"w2", b"w3"]
+    assert 0 < await redis.ttl(keys.idle("b")) <= 60
+
+
+async def test_a_worker_that_takes_a_job_leaves_the_stack(env: tuple[Redis, Scripts, Keys]) -> None:
+    redis, scripts, keys = env
+    await idle(scripts, keys, "w1", "top")
+    await idle(scripts, keys, "w2", "top")
+    await submit(scripts, keys, 0, b"j")  # pops w2; say w2 was not waiting and w1's BLPOP timed out
+    assert await stack(redis, keys) == [b"w1"]
+    rows = await scripts.take(keys=keys.queue_keys("b"), args=[GROUP, "w1", 4, 60])
+    assert len(rows) == 1
+    assert await stack(redis, keys) == []  # busy now: the next job goes to an idle worker, if any
+
+
+async def wait_rung(redis: Redis, scripts: Scripts, keys: Keys, worker: str, timeout_s: float) -> list[object]:
+    bells = [keys.worker_bell("b", worker), keys.bell("b")]
+    return await take_when_rung(redis, scripts, keys.queue_keys("b"), bells, timeout_s, [GROUP, worker, 4, 60],
+                                [worker, 60, "keep"])
+
+
+async def test_the_warm_worker_takes_the_job_though_another_waited_longer(env: tuple[Redis, Scripts, Keys]) -> None:
+    redis, scripts, keys = env
+    # w-old blocks first: Redis's first-come order on the shared bell would hand it the job.
+    old = asyncio.create_task(wait_rung(redis.client(), scripts, keys, "w-old", 1.5))
+    await asyncio.sleep(0.2)
+    new = asyncio.create_task(wait_rung(redis.client(), scripts, keys, "w-new", 10.0))
+    await asyncio.sleep(0.2)
+    await idle(scripts, keys, "w-new", "top")  # w-new's last job just ended
+    t0 = time.monotonic()
+    await submit(scripts, keys, 0, b"job-a")
+    got_new = await asyncio.wait_for(new, 5)
+    assert time.monotonic() - t0 < 1  # woken by the submit, not by its 10 s timeout
+    assert [r[2] for r in got_new] == [[b"job", b"job-a"]]  # type: ignore[index]
+    assert not old.done()  # left asleep: nothing rang the shared bell
+    assert await asyncio.wait_for(old, 5) == []  # its timeout
+    assert await stack(redis, keys) == [b"w-old"]
+
+
+async def test_a_dead_workers_place_on_the_stack_delays_one_job_by_a_block_at_most(
+        env: tuple[Redis, Scripts, Keys]) -> None:
+    redis, scripts, keys = env
+    live = asyncio.create_task(wait_rung(redis.client(), scripts, keys, "w-live", 0.5))  # block_ms = 500
+    await asyncio.sleep(0.2)
+    await idle(scripts, keys, "w-dead", "top")  # a worker that died while idle, on top
+    t0 = time.monotonic()
+    assert (await submit(scripts, keys, 0, b"job-b"))[2] == 1  # the dead worker's bell rang
+    rows = await asyncio.wait_for(live, 5)
+    # The live worker's BLPOP timed out and its TAKE found the job: not lost, late by what was left of the block.
+    assert time.monotonic() - t0 < 1.5
+    assert [r[2] for r in rows] == [[b"job", b"job-b"]]  # type: ignore[index]
+    assert b"w-dead" not in await stack(redis, keys)  # popped once: the next job goes to a live worker
+    assert 0 < await redis.ttl(keys.worker_bell("b", "w-dead")) <= 60  # the unanswered bell expires
+
+
+async def run_in_sequence(prefix: str, wake: Literal["warm", "fifo"], jobs: int) -> list[tuple[str, str]]:
+    """``jobs`` jobs one after another through 3 workers: (the worker that ran it, how it was woken) each."""
+    config = DispatchConfig(kind="redis", key_prefix=prefix, block_ms=300, wake=wake)
+    target = parse_url(URL)
+    telemetry = Telemetry()
+    sim = SimBackend("sim", SimOptions(ttft_ms=2, tpot_ms=1))
+    await sim.start()
+    gateway = RedisDispatcher(config, target=target, backends=["sim"], telemetry=telemetry, max_queue_depth=16,
+                              retry_after_s=1)
+    workers = [RedisWorker({"sim": sim}, config, target=target, telemetry=telemetry) for _ in range(3)]
+    await gateway.start()
+    out = []
+    try:
+        for w in workers:
+            await w.start()
+            await asyncio.sleep(0.1)  # each blocks in turn: the first-come order is known
+        for i in range(jobs):
+            ticket = await gateway.submit(job(i, f"seq {i}", max_tokens=3))
+            events = await drain(ticket)
+            assert isinstance(events[-1], Completed)
+            assert ticket.worker is not None
+            out.append((ticket.worker, ticket.wake))
+            await asyncio.sleep(0.02)  # the client's think time: the worker has settled
+        return out
+    finally:
+        for w in workers:
+            await w.stop()
+        await gateway.close()
+        await sim.close()
+        client = Redis.from_url(URL)
+        leftovers = [k async for k in client.scan_iter(match=f"{prefix}:*")]
+        without_ttl = [k for k in leftovers if await client.ttl(k) == -1]
+        if leftovers:
+            await client.delete(*leftovers)
+        await client.aclose()
+        assert without_ttl == []
+
+
+async def test_warm_wake_keeps_sequential_jobs_on_the_worker_that_just_finished() -> None:
+    served = await run_in_sequence(f"lgw{uuid.uuid4().hex[:8]}", "warm", 6)
+    first = served[0][0]
+    assert [w for w, _ in served] == [first] * 6, served
+    assert [how for _, how in served] == ["warm"] * 6
+
+
+async def test_fifo_wake_hands_sequential_jobs_round_the_workers() -> None:
+    served = await run_in_sequence(f"lgw{uuid.uuid4().hex[:8]}", "fifo", 6)
+    assert len({w for w, _ in served}) == 3, served  # the one idle longest, each time
+    assert [how for _, how in served] == ["shared"] * 6
