@@ -249,11 +249,12 @@ class DispatchConfig(_Section, frozen=True):
     """A job delivered more times than this goes to the dead-letter stream and its client gets one error."""
     block_ms: Positive = 1000
     """Longest a blocking read waits before checking for shutdown."""
-    wake: Literal["warm", "fifo"] = "warm"
-    """Which idle worker a new job wakes (workers' setting). ``warm``: the one that became idle last, whose
-    process and caches are still warm (an idle-worker stack in Redis; the shared bell rings as well, so a
-    dead worker's place on the stack delays nothing). ``fifo``: the one idle longest, as Redis serves a
-    shared BLPOP. See docs/dispatch-redis.md, *Which worker wakes*."""
+    wake: Literal["fifo", "warm"] = "fifo"
+    """Which idle worker a new job wakes (workers' setting). ``fifo``: the one idle longest, as Redis serves a
+    shared BLPOP. ``warm``: the one that became idle last, whose process and caches are still warm (an
+    idle-worker stack in Redis). On the H200 bake-off it made no difference to the client's TTFT at
+    concurrency 1 that the noise would not cover, and a worker killed while idle delays the one job that picks
+    it by up to ``block_ms``. See docs/dispatch-redis.md, *Which worker wakes*."""
     coalesce_ms: Annotated[float, msgspec.Meta(ge=0)] = 1.0
     """Deltas a worker produces within this window (after the first token) go out in one XADD."""
     inbox_ttl_s: PositiveFloat = 60.0

@@ -334,7 +334,7 @@ def test_the_gpu_config_validates_and_names_every_vllm_backend_that_run_sh_stops
 
 def test_workers_started_with_another_wake_run_that_config_and_pin_still_knows_them(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # run.sh's `workers` with BAKE_WAKE=fifo: the config copy differs from setup.sh's in dispatch.wake alone, and
+    # run.sh's `workers` with BAKE_WAKE=warm: the config copy differs from setup.sh's in dispatch.wake alone, and
     # pin.py must still count its workers as lockgate's (to pin and to stop them), as it counts the gateways.
     from bench.gpu import pin
     from gateway.config.loader import load_config
@@ -342,15 +342,15 @@ def test_workers_started_with_another_wake_run_that_config_and_pin_still_knows_t
     (tmp_path / "lockgate.toml").write_text((ROOT / "bench/gpu/lockgate-gpu.toml").read_text())
     out = subprocess.run(["bash", "-c", "source bench/gpu/env.sh && wake_config"], cwd=ROOT, check=True,
                          capture_output=True, text=True,
-                         env={**os.environ, "W": str(tmp_path), "BAKE_LOCAL": "1", "BAKE_WAKE": "fifo"})
-    fifo = Path(out.stdout.strip())
-    assert fifo == tmp_path / "lockgate-wake-fifo.toml"
-    base, other = load_config(tmp_path / "lockgate.toml"), load_config(fifo)
-    assert (base.dispatch.wake, other.dispatch.wake) == ("warm", "fifo")
+                         env={**os.environ, "W": str(tmp_path), "BAKE_LOCAL": "1", "BAKE_WAKE": "warm"})
+    warm = Path(out.stdout.strip())
+    assert warm == tmp_path / "lockgate-wake-warm.toml"
+    base, other = load_config(tmp_path / "lockgate.toml"), load_config(warm)
+    assert (base.dispatch.wake, other.dispatch.wake) == ("fifo", "warm")
     assert msgspec.structs.replace(other, dispatch=base.dispatch) == base
     monkeypatch.setattr(pin, "W", tmp_path)
     sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
-    worker = subprocess.Popen([*sleeper, "gateway.cli", "worker", "--config", str(fifo), "--backend", "vllm-a"])
+    worker = subprocess.Popen([*sleeper, "gateway.cli", "worker", "--config", str(warm), "--backend", "vllm-a"])
     gateway = subprocess.Popen([*sleeper, "gateway.cli", "gateway", "--config", f"{tmp_path}/lockgate.toml"])
     try:
         deadline = time.monotonic() + 5

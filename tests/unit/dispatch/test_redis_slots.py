@@ -131,8 +131,9 @@ async def prefix() -> AsyncIterator[str]:
 
 
 async def run_every_path(prefix: str) -> None:
+    # wake="warm": its idle stack and per-worker bells are the paths that touch the most keys.
     config = DispatchConfig(kind="redis", key_prefix=prefix, visibility_timeout_s=0.6, heartbeat_interval_s=0.2,
-                            block_ms=200, inbox_ttl_s=0.8, max_deliveries=2)
+                            block_ms=200, inbox_ttl_s=0.8, max_deliveries=2, wake="warm")
     target = parse_url(URL)
     telemetry = Telemetry()
     sim = SimBackend("sim", SimOptions(ttft_ms=5, tpot_ms=20, faults_from_prompt=True))
