@@ -139,12 +139,12 @@ class RedisWorker:
     async def stop(self, grace_s: float = 0.0) -> None:
         """Take no new job; let running ones finish for ``grace_s``; hand back the rest, then leave."""
         self._stopping = True
-        # Off the idle stack first: a submit that popped this worker would wait for another's BLPOP timeout.
-        with contextlib.suppress(*REDIS_ERRORS):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for lane in self._lanes.values():
-                    pipe.lrem(lane.idle_key, 0, self.worker_id)
-                await pipe.execute()
+        if self._warm:  # off the idle stack first: a submit that popped this worker would wait for a BLPOP timeout
+            with contextlib.suppress(*REDIS_ERRORS):
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for lane in self._lanes.values():
+                        pipe.lrem(lane.idle_key, 0, self.worker_id)
+                    await pipe.execute()
         for task in self._tasks[:len(self._lanes)]:
             task.cancel()
         running = [a.task for a in self._by_job.values() if a.task is not None]
@@ -165,7 +165,8 @@ class RedisWorker:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for name, lane in self._lanes.items():
                     pipe.hdel(self.keys.workers(name), self.worker_id)
-                    pipe.lrem(lane.idle_key, 0, self.worker_id)  # a registration that was in flight
+                    if self._warm:
+                        pipe.lrem(lane.idle_key, 0, self.worker_id)  # a registration that was in flight
                 await pipe.execute()
         await self.redis.aclose()
 

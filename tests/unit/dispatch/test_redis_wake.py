@@ -169,12 +169,14 @@ async def run_in_sequence(prefix: str, wake: Literal["warm", "fifo"], jobs: int)
         await gateway.close()
         await sim.close()
         client = Redis.from_url(URL)
+        on_stack = await client.lrange(Keys(prefix, config.priority_bands).idle("sim"), 0, -1)
         leftovers = [k async for k in client.scan_iter(match=f"{prefix}:*")]
         without_ttl = [k for k in leftovers if await client.ttl(k) == -1]
         if leftovers:
             await client.delete(*leftovers)
         await client.aclose()
         assert without_ttl == []
+        assert on_stack == []  # a stopping worker leaves the idle stack
 
 
 async def test_warm_wake_keeps_sequential_jobs_on_the_worker_that_just_finished() -> None:
