@@ -1,12 +1,11 @@
-"""The Lua scripts against a real Redis (``LOCKGATE_TEST_REDIS_URL``, default DB 9; a key prefix of their own)."""
+"""The Lua scripts against a real Redis (``env`` in conftest.py: ``LOCKGATE_TEST_REDIS_URL``, default DB 9; a key
+prefix of their own)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import time
-import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -15,24 +14,6 @@ from dispatch.redis.keys import GROUP, Keys
 from dispatch.redis.scripts import Scripts, take_when_rung
 
 URL = os.environ.get("LOCKGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def env() -> AsyncIterator[tuple[Redis, Scripts, Keys]]:
-    redis = Redis.from_url(URL)
-    keys = Keys(f"lgu{uuid.uuid4().hex[:8]}", 2)
-    for stream in keys.job_streams("b"):
-        await redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
-    yield redis, Scripts(redis), keys
-    found = [k async for k in redis.scan_iter(match=f"{keys.prefix}:*")]
-    if found:
-        await redis.delete(*found)
-    await redis.aclose()
 
 
 async def submit(scripts: Scripts, keys: Keys, band: int, payload: bytes, depth: int = 3,

@@ -7,7 +7,6 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Literal
 
 import pytest
@@ -29,24 +28,6 @@ from .test_redis_slots import drain, job
 URL = os.environ.get("LOCKGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def env() -> AsyncIterator[tuple[Redis, Scripts, Keys]]:
-    redis = Redis.from_url(URL)
-    keys = Keys(f"lgw{uuid.uuid4().hex[:8]}", 2)
-    for stream in keys.job_streams("b"):
-        await redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
-    yield redis, Scripts(redis), keys
-    found = [k async for k in redis.scan_iter(match=f"{keys.prefix}:*")]
-    if found:
-        await redis.delete(*found)
-    await redis.aclose()
 
 
 async def idle(scripts: Scripts, keys: Keys, worker: str, mode: str) -> None:
