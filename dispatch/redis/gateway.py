@@ -112,7 +112,8 @@ class RedisDispatcher:
             self._refused.add(1, {"lockgate.backend": job.backend})
             raise AdmissionRefused(job.backend, int(reply[1]), self._retry_after)
         ticket.wake = "warm" if reply[2] else "shared"
-        self._wakes.add(1, {"lockgate.backend": job.backend, WAKE: ticket.wake})
+        # Per request: through the buffer, as the request's other records (observability/buffer.py).
+        self._telemetry.buffer.record(self._wakes, 1, {"lockgate.backend": job.backend, WAKE: ticket.wake})
         return ticket
 
     def _signal_cancel(self, ticket: RedisTicket) -> asyncio.Task[None]:

@@ -10,6 +10,7 @@ import uuid
 from typing import Literal
 
 import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from redis.asyncio import Redis
 
 from backends.events import Completed
@@ -19,7 +20,8 @@ from dispatch.redis import RedisDispatcher, RedisWorker
 from dispatch.redis.keys import GROUP, Keys
 from dispatch.redis.scripts import Scripts, take_when_rung
 from gateway.config.redis_target import parse_url
-from gateway.config.schema import DispatchConfig
+from gateway.config.schema import DispatchConfig, TelemetryConfig
+from observability.semconv import DISPATCH_WAKE
 from observability.telemetry import Telemetry
 
 from .test_redis_scripts import submit
@@ -120,11 +122,14 @@ async def test_a_dead_workers_place_on_the_stack_delays_one_job_by_a_block_at_mo
     assert 0 < await redis.ttl(keys.worker_bell("b", "w-dead")) <= 60  # the unanswered bell expires
 
 
-async def run_in_sequence(prefix: str, wake: Literal["warm", "fifo"], jobs: int) -> list[tuple[str, str]]:
-    """``jobs`` jobs one after another through 3 workers: (the worker that ran it, how it was woken) each."""
+async def run_in_sequence(prefix: str, wake: Literal["warm", "fifo"], jobs: int
+                          ) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """``jobs`` jobs one after another through 3 workers: (the worker that ran it, how it was woken) each, and
+    the gateway's ``lockgate.dispatch.wakes`` by ``lockgate.dispatch.wake``."""
     config = DispatchConfig(kind="redis", key_prefix=prefix, block_ms=300, wake=wake)
     target = parse_url(URL)
-    telemetry = Telemetry()
+    reader = InMemoryMetricReader()
+    telemetry = Telemetry.build(TelemetryConfig(), metric_readers=[reader])
     sim = SimBackend("sim", SimOptions(ttft_ms=2, tpot_ms=1))
     await sim.start()
     gateway = RedisDispatcher(config, target=target, backends=["sim"], telemetry=telemetry, max_queue_depth=16,
@@ -143,7 +148,8 @@ async def run_in_sequence(prefix: str, wake: Literal["warm", "fifo"], jobs: int)
             assert ticket.worker is not None
             out.append((ticket.worker, ticket.wake))
             await asyncio.sleep(0.02)  # the client's think time: the worker has settled
-        return out
+        telemetry.buffer.flush()
+        return out, wakes(reader)
     finally:
         for w in workers:
             await w.stop()
@@ -160,14 +166,24 @@ async def run_in_sequence(prefix: str, wake: Literal["warm", "fifo"], jobs: int)
         assert on_stack == []  # a stopping worker leaves the idle stack
 
 
+def wakes(reader: InMemoryMetricReader) -> dict[str, int]:
+    data = reader.get_metrics_data()
+    assert data is not None
+    return {str(p.attributes[DISPATCH_WAKE]): int(p.value)  # type: ignore[index, union-attr]
+            for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+            if m.name == "lockgate.dispatch.wakes" for p in m.data.data_points}
+
+
 async def test_warm_wake_keeps_sequential_jobs_on_the_worker_that_just_finished() -> None:
-    served = await run_in_sequence(f"lgw{uuid.uuid4().hex[:8]}", "warm", 6)
+    served, counted = await run_in_sequence(f"lgw{uuid.uuid4().hex[:8]}", "warm", 6)
     first = served[0][0]
     assert [w for w, _ in served] == [first] * 6, served
     assert [how for _, how in served] == ["warm"] * 6
+    assert counted == {"warm": 6}
 
 
 async def test_fifo_wake_hands_sequential_jobs_round_the_workers() -> None:
-    served = await run_in_sequence(f"lgw{uuid.uuid4().hex[:8]}", "fifo", 6)
+    served, counted = await run_in_sequence(f"lgw{uuid.uuid4().hex[:8]}", "fifo", 6)
     assert len({w for w, _ in served}) == 3, served  # the one idle longest, each time
     assert [how for _, how in served] == ["shared"] * 6
+    assert counted == {"shared": 6}
