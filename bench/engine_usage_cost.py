@@ -7,7 +7,9 @@ delta's token count is exact); the bench client asks for it at the end only. Thi
 the real vLLM CPU build (the tests' tiny model, built or reused by scripts/engines/vllm_cpu.py): the same
 streamed load with usage on every chunk, usage at the end only, and token ids on every chunk
 (``return_token_ids``), in alternating rounds, and the CPU seconds of vLLM's
-API server process and of its engine core per output token and per request (from /proc).
+API server process and of its engine core per output token and per request (from /proc), and vLLM's own mean
+inter-token latency over the round (its /metrics histogram). At --concurrency 1 that last column is what the H200
+bake-off's eighth lease asked: vLLM's ITL was 4.3% higher for lockgate's requests (token ids on) than direct's.
 
 `new-connection` is usage at the end on a new connection per request (``Connection: close``): what lockgate's
 HTTP adapters did until they read each stream to its end (backends/http/keepalive.py). Its cost is per request,
@@ -15,6 +17,8 @@ so it shows with short outputs: --tokens 16 --modes usage-at-end,new-connection.
 
 Run: .venv/bin/python bench/engine_usage_cost.py [--concurrency 16] [--tokens 200] [--requests 64] [--rounds 3]
          [--modes usage-per-chunk,usage-at-end,token-ids,new-connection]
+     .venv/bin/python bench/engine_usage_cost.py --concurrency 1 --requests 5 --tokens 128 --rounds 6 \
+         --modes usage-at-end,token-ids          (what token ids cost vLLM's stream at c=1)
 Against a vLLM already running (the GPU bake-off's, bench/gpu/setup.sh), give its URL, served model name and the
 API server's pid:  python3 bench/engine_usage_cost.py --url http://127.0.0.1:8100 --model qwen-bake --pid PID
 """
@@ -25,8 +29,10 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +44,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_MODEL_LEN = 1024
+_ITL = re.compile(r"^vllm:inter_token_latency_seconds_(sum|count)\{[^}]*\} (\S+)$", re.M)
 
 
 def cpu_s(pid: int) -> float:
@@ -57,6 +64,12 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def itl_totals(url: str) -> tuple[float, float]:
+    """vLLM's inter-token latency histogram so far: (sum in seconds, count)."""
+    found = {kind: float(v) for kind, v in _ITL.findall(httpx.get(f"{url}/metrics", timeout=30).text)}
+    return found.get("sum", 0.0), found.get("count", 0.0)
 
 
 def start_vllm(log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -158,18 +171,26 @@ def main() -> None:
             print(f"{what}; {args.requests} streamed completions of {args.tokens} tokens, "
                   f"{args.concurrency} concurrent, per round")
             print(f"{'round':>5} {'mode':>16} {'tokens':>7} {'chunks':>7} {'tok/s':>7} "
-                  f"{'API server µs/token':>20} {'engine core µs/token':>21} {'API server µs/request':>22}")
+                  f"{'API server µs/token':>20} {'engine core µs/token':>21} {'API server µs/request':>22} "
+                  f"{'vLLM ITL ms':>11}")
+            itl: dict[str, list[float]] = {m: [] for m in chosen}
             for round_ in range(args.rounds):
                 modes = chosen if round_ % 2 == 0 else chosen[::-1]
                 for mode in modes:
-                    api0, core0 = cpu_s(pid), sum(cpu_s(p) for p in engine)
+                    api0, core0, (itl_s0, itl_n0) = cpu_s(pid), sum(cpu_s(p) for p in engine), itl_totals(url)
                     tokens, chunks, wall = asyncio.run(load(url, args.model, mode, args.concurrency, args.requests,
                                                             args.tokens))
                     api_s = cpu_s(pid) - api0
                     core = (sum(cpu_s(p) for p in engine) - core0) / tokens * 1e6
+                    itl_s1, itl_n1 = itl_totals(url)
+                    itl[mode].append((itl_s1 - itl_s0) / (itl_n1 - itl_n0) * 1e3 if itl_n1 > itl_n0 else float("nan"))
                     print(f"{round_ + 1:>5} {mode:>16} {tokens:>7} {chunks:>7} {tokens / wall:>7.0f} "
-                          f"{api_s / tokens * 1e6:>20.1f} {core:>21.1f} {api_s / args.requests * 1e6:>22.0f}",
-                          flush=True)
+                          f"{api_s / tokens * 1e6:>20.1f} {core:>21.1f} {api_s / args.requests * 1e6:>22.0f} "
+                          f"{itl[mode][-1]:>11.3f}", flush=True)
+            base = statistics.fmean(itl[chosen[0]])
+            print("vLLM's mean ITL by mode, over rounds: " + ", ".join(
+                f"{m} {statistics.fmean(v):.3f} ms ({statistics.fmean(v) / base * 100:.1f}% of {chosen[0]})"
+                for m, v in itl.items()))
         finally:
             if proc is not None:
                 os.killpg(proc.pid, signal.SIGTERM)
