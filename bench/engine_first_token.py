@@ -4,11 +4,12 @@ A vLLM protocol replica runs in its own process (`lockgate sim-server`, a fixed 
 streamed completion at a time, alternating between:
 
 - adapter: `VllmBackend.generate()` (how a worker calls the engine), up to its first token-carrying `Delta`;
+- adapter-lean: the same adapter with `client = "lean"` (backends/http/lean.py) instead of httpx's transport;
 - httpx: `httpx.AsyncClient.stream` on the adapter's transport, up to the first `data: {` line;
 - lean: lockgate bench's own HTTP/1.1 client (`loadtest.transport.H1Transport`), the direct target's client on
   the GPU bake-off, up to the first `data: {` bytes.
 
-All three keep their connection, so none pays a TCP handshake after the warm-up. The replica's TTFT is in every
+All keep their connection, so none pays a TCP handshake after the warm-up. The replica's TTFT is in every
 figure alike; the differences are the clients' fixed costs (docs/performance.md, *An engine call's fixed cost*).
 Run: .venv/bin/python bench/engine_first_token.py [--requests 200] [--ttft-ms 10]
 """
@@ -43,13 +44,14 @@ async def measure(url: str, requests: int) -> dict[str, list[float]]:
                                 "ignore_eos": True})
     headers = {"content-type": "application/json", "accept": "text/event-stream"}
     backend = VllmBackend("v", VllmOptions(url=url, model="m"))
+    lean_backend = VllmBackend("v", VllmOptions(url=url, model="m", client="lean"))
     client = httpx.AsyncClient(base_url=url, timeout=None, transport=engine_transport(httpx.Limits()))
     lean = H1Transport()
 
-    async def adapter(i: int) -> float:
+    async def through(adapter: VllmBackend, i: int) -> float:
         t0 = time.perf_counter()
         first = 0.0
-        async for event in backend.generate(GenerationRequest(
+        async for event in adapter.generate(GenerationRequest(
                 request_id=f"r{i}", model="m", operation="text_completion", prompt="bench prompt", max_tokens=TOKENS,
                 extra={"ignore_eos": True})):
             if isinstance(event, Failed):
@@ -57,6 +59,12 @@ async def measure(url: str, requests: int) -> dict[str, list[float]]:
             if not first and isinstance(event, Delta) and event.tokens > 0:
                 first = time.perf_counter() - t0
         return first
+
+    async def adapter(i: int) -> float:
+        return await through(backend, i)
+
+    async def adapter_lean(i: int) -> float:
+        return await through(lean_backend, i)
 
     async def via_httpx(i: int) -> float:
         t0 = time.perf_counter()
@@ -76,8 +84,8 @@ async def measure(url: str, requests: int) -> dict[str, list[float]]:
                     first = time.perf_counter() - t0
         return first
 
-    clients: dict[str, Callable[[int], Awaitable[float]]] = {"adapter": adapter, "httpx": via_httpx,
-                                                             "lean": via_lean}
+    clients: dict[str, Callable[[int], Awaitable[float]]] = {"adapter": adapter, "adapter-lean": adapter_lean,
+                                                             "httpx": via_httpx, "lean": via_lean}
     results: dict[str, list[float]] = {name: [] for name in clients}
     try:
         for call in clients.values():  # warm: connections open, code paths hot
@@ -89,6 +97,7 @@ async def measure(url: str, requests: int) -> dict[str, list[float]]:
                 results[name].append(await clients[name](i))
     finally:
         await backend.close()
+        await lean_backend.close()
         await client.aclose()
         await lean.aclose()
     return results
@@ -102,11 +111,11 @@ def main() -> int:
     with vllm_replica(ttft_ms=args.ttft_ms, tpot_ms=2) as url:
         results = uvloop.run(measure(url, args.requests))
     lean = statistics.median(results["lean"])
-    print(f"{'client':8s} {'p50 ms':>8s} {'mean ms':>8s} {'p90 ms':>8s} {'p50 over lean':>14s}")
+    print(f"{'client':12s} {'p50 ms':>8s} {'mean ms':>8s} {'p90 ms':>8s} {'p50 over lean':>14s}")
     for name, values in results.items():
         values.sort()
         p50 = statistics.median(values)
-        print(f"{name:8s} {p50 * 1e3:8.2f} {statistics.mean(values) * 1e3:8.2f} "
+        print(f"{name:12s} {p50 * 1e3:8.2f} {statistics.mean(values) * 1e3:8.2f} "
               f"{values[int(len(values) * 0.9)] * 1e3:8.2f} {(p50 - lean) * 1e3:+14.2f}")
     return 0
 

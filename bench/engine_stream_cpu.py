@@ -1,4 +1,4 @@
-"""CPU per token of the `vllm` adapter reading real engine streams, by network backend (the worker's hot path).
+"""CPU per token of the `vllm` adapter reading real engine streams, by client and network (the worker's hot path).
 
 A vLLM protocol replica runs in its own process (`lockgate sim-server`), so only the adapter's side is counted:
 this process runs C concurrent `VllmBackend.generate()` streams of T tokens each until R requests are done, on
@@ -7,6 +7,8 @@ uvloop as `lockgate worker` does, and reads its own CPU time (user + system) bef
 - asyncio: backends/http/network.py, the adapter's default (a protocol buffer and one future per wait);
 - anyio: httpx's default transport (anyio's socket stream: a cancel scope per read, reading paused and resumed
   around each wait).
+- lean: the adapter with `client = "lean"` (backends/http/lean.py: lockgate's own HTTP/1.1 client on the asyncio
+  network's protocol, no httpx in the path).
 
 Rounds alternate the order (a b, b a, ...) so a drift in the machine's speed hits both alike.
 Run: .venv/bin/python bench/engine_stream_cpu.py [--requests 400] [--concurrency 32] [--tokens 128] [--rounds 2]
@@ -30,7 +32,7 @@ from backends.request import GenerationRequest
 from backends.vllm import VllmBackend, VllmOptions
 from bench.dispatch import vllm_replica
 
-NETWORKS = ("asyncio", "anyio")
+NETWORKS = ("asyncio", "anyio", "lean")
 
 
 def request(i: int, tokens: int) -> GenerationRequest:
@@ -40,7 +42,7 @@ def request(i: int, tokens: int) -> GenerationRequest:
 
 async def run(url: str, network: str, n: int, concurrency: int, tokens: int) -> tuple[float, int]:
     options = VllmOptions(url=url, model="m", max_connections=concurrency,
-                          max_keepalive_connections=concurrency)
+                          max_keepalive_connections=concurrency, client="lean" if network == "lean" else "httpx")
     transport = None
     if network == "anyio":
         transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=concurrency,

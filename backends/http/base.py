@@ -27,6 +27,7 @@ from backends.events import Completed, Event, Failed, Started
 from backends.http.client import build_client, build_transport, engine_timeout
 from backends.http.errors import connection_failure, failure_from_response, failure_in_stream, stream_cut
 from backends.http.keepalive import drain
+from backends.http.lean import LeanPool, LeanResponse
 from backends.http.options import HttpOptions
 from backends.http.poller import StatusPoller
 from backends.http.sse import aiter_sse
@@ -60,6 +61,8 @@ class HttpBackend:
         self._client: httpx.AsyncClient | None = None
         self._timeout = engine_timeout(options).as_dict()
         self._url_prefix = options.url.rstrip("/")
+        self._urls: dict[str, httpx.URL] = {}
+        self._lean = LeanPool(options) if options.client == "lean" else None
         self._poller = StatusPoller(self.probe_health, self.probe_load, interval_s=options.poll_interval_s,
                                     timeout_s=options.probe_timeout_s)
 
@@ -100,6 +103,8 @@ class HttpBackend:
 
     async def close(self) -> None:
         await self._poller.close()
+        if self._lean is not None:
+            await self._lean.aclose()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -136,9 +141,9 @@ class HttpBackend:
         yield Started(backend=self.name, engine=self.engine, t_ns=time.time_ns())
         call = self.build_call(request)
         translator = self.translator(request)
-        # The configured URL's path is a prefix, as httpx's base_url makes it (not an RFC join, which drops it).
-        url = httpx.URL(self._url_prefix + call.path)
+        url = self._urls.get(call.path) or self._url(call.path)
         with engine_call(self._tracer, url, self.engine, self.options.trace_propagation) as (span, trace_headers):
+            span.set_attribute(sc.ENGINE_CLIENT, self.options.client)
             terminal: Event | None = None
             try:
                 # aclosing: if our consumer stops at a yield, the engine stream closes now, not at GC.
@@ -154,16 +159,28 @@ class HttpBackend:
                 elif terminal is None:
                     span.set_attribute(sc.ERROR_TYPE, "cancelled")
 
-    async def _stream(self, call: EngineCall, translator: Translator, url: httpx.URL,
-                      trace_headers: dict[str, str], span: Span) -> AsyncGenerator[Event, None]:
+    def _url(self, path: str) -> httpx.URL:
+        # The configured URL's path is a prefix, as httpx's base_url makes it (not an RFC join, which drops it).
+        url = self._urls[path] = httpx.URL(self._url_prefix + path)
+        return url
+
+    async def _send(self, url: httpx.URL, path: str, headers: dict[str, str],
+                    body: bytes) -> httpx.Response | LeanResponse:
+        if self._lean is not None:
+            return await self._lean.send(path, headers, body)
         # Straight to the pooled transport, not through httpx.AsyncClient: its auth, redirect, cookie and hook
         # layers do nothing for an engine call and cost ~0.4 ms of the time to first token (docs/performance.md).
-        request = httpx.Request("POST", url, content=msgspec.json.encode(call.body), headers={
-            **self.options.headers, **call.headers, **trace_headers, "accept": "text/event-stream",
-            "content-type": "application/json"}, extensions={"timeout": self._timeout})
+        request = httpx.Request("POST", url, content=body, headers=headers, extensions={"timeout": self._timeout})
+        resp = await self.transport.handle_async_request(request)
+        resp.request = request
+        return resp
+
+    async def _stream(self, call: EngineCall, translator: Translator, url: httpx.URL,
+                      trace_headers: dict[str, str], span: Span) -> AsyncGenerator[Event, None]:
+        headers = {**self.options.headers, **call.headers, **trace_headers, "accept": "text/event-stream",
+                   "content-type": "application/json"}
         try:
-            resp = await self.transport.handle_async_request(request)
-            resp.request = request
+            resp = await self._send(url, call.path, headers, msgspec.json.encode(call.body))
             try:
                 span.set_attribute("http.response.status_code", resp.status_code)
                 if resp.status_code != 200:

@@ -30,8 +30,8 @@ SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple
 HIGH_WATER = 256 * 1024
 
 
-class _Protocol(asyncio.Protocol):
-    """What arrived on one connection, and who waits for more."""
+class Inbound(asyncio.Protocol):
+    """What arrived on one connection, and who waits for more (also the lean client's, backends/http/lean.py)."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -102,7 +102,7 @@ class _Protocol(asyncio.Protocol):
             self.writable.set_result(None)
 
 
-async def _wait(future: asyncio.Future[None], limit: float | None, on_timeout: type[Exception]) -> None:
+async def await_io(future: asyncio.Future[None], limit: float | None, on_timeout: type[Exception]) -> None:
     if limit is None:
         await future
         return
@@ -114,7 +114,7 @@ async def _wait(future: asyncio.Future[None], limit: float | None, on_timeout: t
 
 
 class AsyncioStream(AsyncNetworkStream):
-    def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
+    def __init__(self, transport: asyncio.Transport, protocol: Inbound) -> None:
         self._transport = transport
         self._protocol = protocol
 
@@ -123,7 +123,7 @@ class AsyncioStream(AsyncNetworkStream):
         if not p.chunks and not p.eof:
             p.reader = asyncio.get_running_loop().create_future()
             try:
-                await _wait(p.reader, timeout, httpcore.ReadTimeout)
+                await await_io(p.reader, timeout, httpcore.ReadTimeout)
             finally:
                 p.reader = None
         if p.chunks:
@@ -142,7 +142,7 @@ class AsyncioStream(AsyncNetworkStream):
         if p.write_paused:
             p.writable = asyncio.get_running_loop().create_future()
             try:
-                await _wait(p.writable, timeout, httpcore.WriteTimeout)
+                await await_io(p.writable, timeout, httpcore.WriteTimeout)
             finally:
                 p.writable = None
             if p.error is not None or self._transport.is_closing():
@@ -191,19 +191,19 @@ class AsyncioBackend(AsyncNetworkBackend):
                           local_address: str | None = None,
                           socket_options: Iterable[SocketOption] | None = None) -> AsyncNetworkStream:
         opening = asyncio.get_running_loop().create_connection(
-            _Protocol, host, port, local_addr=(local_address, 0) if local_address else None)
+            Inbound, host, port, local_addr=(local_address, 0) if local_address else None)
         return await _connect(opening, f"{host}:{port}", timeout, socket_options)
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None,
                                   socket_options: Iterable[SocketOption] | None = None) -> AsyncNetworkStream:
-        opening = asyncio.get_running_loop().create_unix_connection(_Protocol, path)
+        opening = asyncio.get_running_loop().create_unix_connection(Inbound, path)
         return await _connect(opening, path, timeout, socket_options)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
 
-async def _connect(opening: Awaitable[tuple[asyncio.BaseTransport, _Protocol]], where: str, limit: float | None,
+async def _connect(opening: Awaitable[tuple[asyncio.BaseTransport, Inbound]], where: str, limit: float | None,
                    options: Iterable[SocketOption] | None) -> AsyncioStream:
     try:
         async with asyncio.timeout(limit):

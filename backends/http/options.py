@@ -25,6 +25,10 @@ class HttpOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """What the engine connections run on: ``asyncio`` (plain asyncio transports, backends/http/network.py; 30%
     less CPU per streamed token) or ``anyio`` (httpx's own default), the way back should the asyncio one misbehave
     somewhere, and the baseline the GPU bake-off measures it against."""
+    client: Literal["httpx", "lean"] = "httpx"
+    """What sends generation requests: ``httpx`` (its transport, on the ``network`` above) or ``lean``
+    (backends/http/lean.py: lockgate's own HTTP/1.1 client for one POST and its streamed answer, about half a
+    millisecond less to the first token at c=1, docs/performance.md). Probes use httpx either way."""
     connect_timeout_s: PositiveFloat = 3.0
     """TCP connect (and TLS) limit; a refused or slow connect is a retryable failure (another backend may serve)."""
     ttft_timeout_s: PositiveFloat = 60.0
