@@ -3,8 +3,9 @@
 A vLLM protocol replica runs in its own process (`lockgate sim-server`, a fixed TTFT), and this process sends one
 streamed completion at a time, alternating between:
 
-- adapter: `VllmBackend.generate()` (how a worker calls the engine), up to its first token-carrying `Delta`;
-- adapter-lean: the same adapter with `client = "lean"` (backends/http/lean.py) instead of httpx's transport;
+- adapter: `VllmBackend.generate()` (how a worker calls the engine, its lean client: backends/http/lean.py), up to
+  its first token-carrying `Delta`;
+- adapter-httpx: the same adapter with `client = "httpx"` (httpx's transport, the default until 2026-12-01);
 - httpx: `httpx.AsyncClient.stream` on the adapter's transport, up to the first `data: {` line;
 - lean: lockgate bench's own HTTP/1.1 client (`loadtest.transport.H1Transport`), the direct target's client on
   the GPU bake-off, up to the first `data: {` bytes.
@@ -44,7 +45,7 @@ async def measure(url: str, requests: int) -> dict[str, list[float]]:
                                 "ignore_eos": True})
     headers = {"content-type": "application/json", "accept": "text/event-stream"}
     backend = VllmBackend("v", VllmOptions(url=url, model="m"))
-    lean_backend = VllmBackend("v", VllmOptions(url=url, model="m", client="lean"))
+    httpx_backend = VllmBackend("v", VllmOptions(url=url, model="m", client="httpx"))
     client = httpx.AsyncClient(base_url=url, timeout=None, transport=engine_transport(httpx.Limits()))
     lean = H1Transport()
 
@@ -63,8 +64,8 @@ async def measure(url: str, requests: int) -> dict[str, list[float]]:
     async def adapter(i: int) -> float:
         return await through(backend, i)
 
-    async def adapter_lean(i: int) -> float:
-        return await through(lean_backend, i)
+    async def adapter_httpx(i: int) -> float:
+        return await through(httpx_backend, i)
 
     async def via_httpx(i: int) -> float:
         t0 = time.perf_counter()
@@ -84,7 +85,7 @@ async def measure(url: str, requests: int) -> dict[str, list[float]]:
                     first = time.perf_counter() - t0
         return first
 
-    clients: dict[str, Callable[[int], Awaitable[float]]] = {"adapter": adapter, "adapter-lean": adapter_lean,
+    clients: dict[str, Callable[[int], Awaitable[float]]] = {"adapter": adapter, "adapter-httpx": adapter_httpx,
                                                              "httpx": via_httpx, "lean": via_lean}
     results: dict[str, list[float]] = {name: [] for name in clients}
     try:
@@ -97,7 +98,7 @@ async def measure(url: str, requests: int) -> dict[str, list[float]]:
                 results[name].append(await clients[name](i))
     finally:
         await backend.close()
-        await lean_backend.close()
+        await httpx_backend.close()
         await client.aclose()
         await lean.aclose()
     return results

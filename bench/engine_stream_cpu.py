@@ -4,11 +4,11 @@ A vLLM protocol replica runs in its own process (`lockgate sim-server`), so only
 this process runs C concurrent `VllmBackend.generate()` streams of T tokens each until R requests are done, on
 uvloop as `lockgate worker` does, and reads its own CPU time (user + system) before and after. Networks:
 
-- asyncio: backends/http/network.py, the adapter's default (a protocol buffer and one future per wait);
+- lean: the adapter's default client (backends/http/lean.py: lockgate's own HTTP/1.1 client on the asyncio
+  network's protocol, no httpx in the path);
+- asyncio: `client = "httpx"`, on backends/http/network.py (a protocol buffer and one future per wait);
 - anyio: httpx's default transport (anyio's socket stream: a cancel scope per read, reading paused and resumed
   around each wait).
-- lean: the adapter with `client = "lean"` (backends/http/lean.py: lockgate's own HTTP/1.1 client on the asyncio
-  network's protocol, no httpx in the path).
 
 Rounds alternate the order (a b, b a, ...) so a drift in the machine's speed hits both alike.
 Run: .venv/bin/python bench/engine_stream_cpu.py [--requests 400] [--concurrency 32] [--tokens 128] [--rounds 2]
@@ -32,7 +32,7 @@ from backends.request import GenerationRequest
 from backends.vllm import VllmBackend, VllmOptions
 from bench.dispatch import vllm_replica
 
-NETWORKS = ("asyncio", "anyio", "lean")
+NETWORKS = ("lean", "asyncio", "anyio")
 
 
 def request(i: int, tokens: int) -> GenerationRequest:

@@ -24,6 +24,9 @@ ENGINE_TTFT = "lockgate.engine_ttft_s"
 FIRST_RELAY = "lockgate.first_token_relay_s"
 # On an engine call's CLIENT span: whether its connection went back to the pool for the next request.
 CONNECTION_KEPT = "lockgate.engine.connection_kept"
+# On an engine call's CLIENT span, set only when true: the lean client sent the request a second time, on a new
+# connection, because the engine had closed the kept one it first went out on (before any byte of an answer).
+CONNECTION_RETRIED = "lockgate.engine.connection_retried"
 # On an engine call's CLIENT span: what sent the request, "httpx" or "lean" (the backend's HttpOptions.client).
 ENGINE_CLIENT = "lockgate.engine.client"
 # On an engine call's CLIENT span: whether the engine got a traceparent (the backend's trace_propagation).

@@ -62,7 +62,8 @@ class HttpBackend:
         self._timeout = engine_timeout(options).as_dict()
         self._url_prefix = options.url.rstrip("/")
         self._urls: dict[str, httpx.URL] = {}
-        self._lean = LeanPool(options) if options.client == "lean" else None
+        # An httpx transport handed in (tests' MockTransport, a benchmark's own) carries every request.
+        self._lean = LeanPool(options) if options.client == "lean" and transport is None else None
         self._poller = StatusPoller(self.probe_health, self.probe_load, interval_s=options.poll_interval_s,
                                     timeout_s=options.probe_timeout_s)
 
@@ -183,6 +184,8 @@ class HttpBackend:
             resp = await self._send(url, call.path, headers, msgspec.json.encode(call.body))
             try:
                 span.set_attribute("http.response.status_code", resp.status_code)
+                if isinstance(resp, LeanResponse) and resp.retried:
+                    span.set_attribute(sc.CONNECTION_RETRIED, True)
                 if resp.status_code != 200:
                     yield failure_from_response(resp.status_code, await resp.aread(),
                                                 prompt_param=call.prompt_param)

@@ -86,8 +86,10 @@ class LeanResponse:
     """The part of ``httpx.Response`` the stream loop uses: ``status_code``, ``aiter_bytes``, ``aread``,
     ``aclose``. Closing gives the connection back to the pool if its body was read to the end."""
 
-    def __init__(self, pool: LeanPool, conn: _Conn, head: Head, rest: bytes) -> None:
+    def __init__(self, pool: LeanPool, conn: _Conn, head: Head, rest: bytes, *, retried: bool = False) -> None:
         self.status_code = head.status
+        self.retried = retried
+        """Sent a second time, on a new connection: the kept one it went out on first was closed by the engine."""
         self._pool = pool
         self._conn = conn
         self._head = head
@@ -144,10 +146,12 @@ class LeanPool:
         self._port = parts.port or (443 if self._https else 80)
         self._prefix = parts.path.rstrip("/")
         self._host_header = parts.netloc.rsplit("@", 1)[-1]
-        self._ssl = ssl_context if ssl_context is not None or not self._https else None
+        self._ssl = ssl_context if self._https else None  # None for https: httpx's default context, made once
         self._slots = asyncio.Semaphore(options.max_connections)
         self._idle: deque[_Conn] = deque()
         self._closed = False
+        self.retries = 0
+        """Requests sent again because their kept connection turned out closed (see ``LeanResponse.retried``)."""
 
     async def send(self, path: str, headers: Mapping[str, str], body: bytes) -> LeanResponse:
         """POST ``body`` to ``path`` (under the URL's own path) and return once the response head is in."""
@@ -164,12 +168,13 @@ class LeanPool:
                 except _Stale:
                     conn.close()
                     if kept and attempt == 0:
+                        self.retries += 1
                         continue
                     raise httpx.RemoteProtocolError("the engine closed the connection without answering") from None
                 except BaseException:
                     conn.close()
                     raise
-                return LeanResponse(self, conn, head, rest)
+                return LeanResponse(self, conn, head, rest, retried=attempt > 0)
             raise AssertionError("unreachable")  # pragma: no cover
         except BaseException:
             self._slots.release()

@@ -22,13 +22,14 @@ class HttpOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     sample), ``sampled`` (only where lockgate records the trace: vLLM with ``--otlp-traces-endpoint`` carries a
     request's trace headers with every token it makes, work a trace nobody records does not need), ``never``."""
     network: Literal["asyncio", "anyio"] = "asyncio"
-    """What the engine connections run on: ``asyncio`` (plain asyncio transports, backends/http/network.py; 30%
-    less CPU per streamed token) or ``anyio`` (httpx's own default), the way back should the asyncio one misbehave
-    somewhere, and the baseline the GPU bake-off measures it against."""
-    client: Literal["httpx", "lean"] = "httpx"
-    """What sends generation requests: ``httpx`` (its transport, on the ``network`` above) or ``lean``
-    (backends/http/lean.py: lockgate's own HTTP/1.1 client for one POST and its streamed answer, about half a
-    millisecond less to the first token at c=1, docs/performance.md). Probes use httpx either way."""
+    """What httpx's engine connections run on (the probes', and generation requests' with ``client = "httpx"``):
+    ``asyncio`` (plain asyncio transports, backends/http/network.py; 30% less CPU per streamed token) or ``anyio``
+    (httpx's own default), the way back should the asyncio one misbehave somewhere."""
+    client: Literal["lean", "httpx"] = "lean"
+    """What sends generation requests: ``lean`` (backends/http/lean.py: lockgate's own HTTP/1.1 client for one POST
+    and its streamed answer; 0.6 ms less to the first token at c=1 and 18% less worker CPU per token on the H200,
+    docs/performance.md) or ``httpx`` (its transport, on the ``network`` above: the way back should the lean client
+    misbehave somewhere). Probes use httpx either way."""
     connect_timeout_s: PositiveFloat = 3.0
     """TCP connect (and TLS) limit; a refused or slow connect is a retryable failure (another backend may serve)."""
     ttft_timeout_s: PositiveFloat = 60.0

@@ -11,7 +11,7 @@
 #                                   # BAKE_POINTS (1,32,100,256), BAKE_ROUNDS (2), BAKE_TAG (engine-<pin state>),
 #                                   # BAKE_LG ("qwen-vllm:lockgate-vllm"; model:label pairs, space-separated: the
 #                                   # lockgate targets; setup.sh's BAKE_VARIANTS add models: vllm-notp ->
-#                                   # qwen-vllm-notp, vllm-nocu -> qwen-vllm-nocu, vllm-lean -> qwen-vllm-lean, ...),
+#                                   # qwen-vllm-notp, vllm-nocu -> qwen-vllm-nocu, vllm-httpx -> qwen-vllm-httpx, ...),
 #                                   # BAKE_DIRECT=sglang (SGLang direct, with BAKE_LG=qwen-sglang:lockgate-sglang)
 #   bash bench/gpu/run.sh workers BACKEND [N]   # stop the vLLM/SGLang workers, start N (4) for BACKEND instead
 #                                   # (BAKE_WAKE=fifo|warm: with that dispatch.wake)

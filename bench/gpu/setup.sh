@@ -62,7 +62,7 @@ setsid "$PY" -m gateway.cli worker --config "$W/lockgate.toml" --backend hf-a >"
 wait_for http://127.0.0.1:8100/health 600 vLLM "$W/vllm.log"
 start_workers vllm-a "${BAKE_WORKERS:-4}"
 # More lockgate targets on the same vLLM for the engine phase (BAKE_LG), each with its own workers: BAKE_VARIANTS
-# names backends of lockgate-gpu.toml (vllm-notp, vllm-nocu, vllm-cu, vllm-anyio, vllm-lean); BAKE_NOCU=1 is "vllm-nocu vllm-cu".
+# names backends of lockgate-gpu.toml (vllm-notp, vllm-nocu, vllm-cu, vllm-anyio, vllm-httpx); BAKE_NOCU=1 is "vllm-nocu vllm-cu".
 models=(qwen-vllm qwen-hf)
 for b in $(variants); do
   start_workers "$b" "${BAKE_WORKERS:-4}"

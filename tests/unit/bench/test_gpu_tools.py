@@ -330,8 +330,9 @@ def test_the_gpu_config_validates_and_names_every_vllm_backend_that_run_sh_stops
     assert set(listed) == at_vllm
     assert cfg.backends["vllm-anyio"].options["network"] == "anyio"
     assert "network" not in cfg.backends["vllm-a"].options  # the baseline it is compared with runs the default
-    assert cfg.backends["vllm-lean"].options["client"] == "lean"
-    assert "client" not in cfg.backends["vllm-a"].options
+    assert cfg.backends["vllm-anyio"].options["client"] == "httpx"  # network applies to httpx's transport only
+    assert cfg.backends["vllm-httpx"].options["client"] == "httpx"
+    assert "client" not in cfg.backends["vllm-a"].options  # the default: lean
 
 
 def test_workers_started_with_another_wake_run_that_config_and_pin_still_knows_them(

@@ -201,6 +201,10 @@ def test_kept_connections_are_reused_and_a_stale_one_is_replaced(run: Run) -> No
 
         server, where = await serve(handler)
         backend = lean(where)
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        backend.use_tracer(provider.get_tracer("t"))
         try:
             for i in range(5):
                 events = await generate(backend, i)
@@ -208,8 +212,13 @@ def test_kept_connections_are_reused_and_a_stale_one_is_replaced(run: Run) -> No
         finally:
             await backend.close()
             server.close()
+        retried = [dict(s.attributes or {}).get("lockgate.engine.connection_retried", False)
+                   for s in exporter.get_finished_spans()]
+        assert retried == [False, False, True, False, True]
         assert answered == 5
         assert connections == 3  # 1-2 on the first, the 3rd retried on a second (which then took the 4th) ...
+        assert backend._lean is not None
+        assert backend._lean.retries == 2
 
     run(go())
 
@@ -250,6 +259,8 @@ def test_an_idle_connection_past_its_expiry_or_closed_by_the_engine_is_not_reuse
             for i in range(3):
                 await asyncio.sleep(0.05)  # the engine's close has arrived: the pool sees it and does not reuse
                 assert isinstance((await generate(backend, i))[-1], Completed)
+            assert backend._lean is not None
+            assert backend._lean.retries == 0  # never sent on the closed connection to find out
         finally:
             await backend.close()
             server.close()
@@ -433,6 +444,7 @@ def test_the_client_span_names_the_lean_client(run: Run) -> None:
     assert len(spans) == 1
     attrs = dict(spans[0].attributes or {})
     assert attrs["lockgate.engine.client"] == "lean"
+    assert "lockgate.engine.connection_retried" not in attrs
     assert attrs["lockgate.engine.connection_kept"] is True
     assert attrs["http.response.status_code"] == 200
 
