@@ -159,7 +159,8 @@ class LeanPool:
         await self._take_slot()
         try:
             for attempt in range(2):
-                conn, kept = self._checkout()
+                # The second try takes a new connection: the kept ones may all be closed (an engine restart).
+                conn, kept = self._checkout() if attempt == 0 else (None, False)
                 if conn is None:
                     conn = await self._connect()
                 try:

@@ -57,7 +57,9 @@ def test_metrics_match_known_traffic() -> None:
 
     tpot = "gen_ai_server_time_per_output_token_seconds"
     (tpot_sum,) = samples(tpot, "_sum")
-    assert tpot_sum[1] / N == pytest.approx(0.010, abs=0.004)
+    # The simulator's 10 ms is the floor; a loaded 2-core machine only stretches the gaps (a CI run saw 15.7 ms).
+    # Seconds, not ms: a unit slip would be 1000x off either bound.
+    assert 0.009 <= tpot_sum[1] / N < 0.03
     itl_counts = samples("lockgate_inter_token_latency_seconds", "_count")
     assert sum(v for _, v in itl_counts) == N * 5  # token-weighted: 5 gaps per 6-token request
 

@@ -223,6 +223,39 @@ def test_kept_connections_are_reused_and_a_stale_one_is_replaced(run: Run) -> No
     run(go())
 
 
+def test_the_second_try_takes_a_new_connection_not_another_kept_one(run: Run) -> None:
+    async def go() -> None:
+        connections = 0
+
+        async def one_answer_each(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            # Answers one request per connection; the next request's bytes are read and the connection closed
+            # without a word (an engine restarted under its kept connections looks the same).
+            nonlocal connections
+            connections += 1
+            await read_request(reader)
+            await asyncio.sleep(0.05)  # the two first requests overlap: two kept connections
+            writer.write(chunked_response(STREAM))
+            await writer.drain()
+            await read_request(reader)
+            writer.close()
+
+        server, where = await serve(one_answer_each)
+        backend = lean(where)
+        try:
+            both = await asyncio.gather(generate(backend, 1), generate(backend, 2))
+            assert all(isinstance(events[-1], Completed) for events in both)
+            assert backend._lean is not None
+            assert backend._lean.idle == 2
+            events = await generate(backend, 3)
+        finally:
+            await backend.close()
+            server.close()
+        assert isinstance(events[-1], Completed), events[-1]
+        assert connections == 3
+
+    run(go())
+
+
 def test_an_idle_connection_past_its_expiry_or_closed_by_the_engine_is_not_reused(run: Run) -> None:
     async def go() -> None:
         ports: list[int] = []
