@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from backends.http.h1 import HEAD_LIMIT, Body, Head, parse_head
-from backends.http.network import Inbound, await_io
+from backends.http.network import Inbound, write
 from backends.http.options import HttpOptions
 
 ERROR_BODY_LIMIT = 1024 * 1024
@@ -67,16 +67,7 @@ class _Conn:
     async def send(self, data: bytes, limit: float) -> None:
         if self.transport.is_closing():
             raise _Stale
-        self.transport.write(data)
-        p = self.inbound
-        if p.write_paused:
-            p.writable = asyncio.get_running_loop().create_future()
-            try:
-                await await_io(p.writable, limit, httpx.WriteTimeout)
-            finally:
-                p.writable = None
-            if p.error is not None or self.transport.is_closing():
-                raise httpx.WriteError(str(p.error) if p.error else "the connection closed while writing")
+        await write(self.transport, self.inbound, data, limit, httpx.WriteTimeout, httpx.WriteError)
 
     def close(self) -> None:
         self.transport.close()

@@ -113,6 +113,21 @@ async def await_io(future: asyncio.Future[None], limit: float | None, on_timeout
         raise on_timeout(f"timed out after {limit:g} s") from None
 
 
+async def write(transport: asyncio.Transport, p: Inbound, buffer: bytes, limit: float | None,
+                on_timeout: type[Exception], on_error: type[Exception]) -> None:
+    """Hand ``buffer`` to the transport; if that fills its buffer past the high-water mark, wait (up to ``limit``)
+    until the peer has read enough. The error classes are the caller's: httpcore's here, httpx's in lean.py."""
+    transport.write(buffer)
+    if p.write_paused:
+        p.writable = asyncio.get_running_loop().create_future()
+        try:
+            await await_io(p.writable, limit, on_timeout)
+        finally:
+            p.writable = None
+        if p.error is not None or transport.is_closing():
+            raise on_error(str(p.error) if p.error else "the connection closed while writing")
+
+
 class AsyncioStream(AsyncNetworkStream):
     def __init__(self, transport: asyncio.Transport, protocol: Inbound) -> None:
         self._transport = transport
@@ -138,15 +153,7 @@ class AsyncioStream(AsyncNetworkStream):
         p = self._protocol
         if self._transport.is_closing():
             raise httpcore.WriteError(str(p.error) if p.error else "the connection is closed")
-        self._transport.write(buffer)
-        if p.write_paused:
-            p.writable = asyncio.get_running_loop().create_future()
-            try:
-                await await_io(p.writable, timeout, httpcore.WriteTimeout)
-            finally:
-                p.writable = None
-            if p.error is not None or self._transport.is_closing():
-                raise httpcore.WriteError(str(p.error) if p.error else "the connection closed while writing")
+        await write(self._transport, p, buffer, timeout, httpcore.WriteTimeout, httpcore.WriteError)
 
     async def aclose(self) -> None:
         self._transport.close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-import uvloop
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -30,11 +28,6 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 Run = Callable[[Awaitable[Any]], Any]
 
 
-@pytest.fixture(params=["asyncio", "uvloop"])
-def run(request: pytest.FixtureRequest) -> Run:
-    return asyncio.run if request.param == "asyncio" else uvloop.run  # type: ignore[no-any-return]
-
-
 def token(i: int, *, finish: str | None = None) -> bytes:
     obj = {"id": "cmpl-1", "object": "text_completion", "choices": [
         {"index": 0, "text": f"t{i} ", "token_ids": [i], "finish_reason": finish}]}
@@ -46,7 +39,7 @@ STREAM = [token(0), token(1), token(2), token(3, finish="length"), USAGE, b"data
 
 
 def chunked_response(parts: list[bytes], *, extra_head: bytes = b"") -> bytes:
-    body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+    body = b"".join(frame(p) for p in parts) + b"0\r\n\r\n"
     return b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n" + extra_head + \
         b"\r\n" + body
 
@@ -65,8 +58,17 @@ async def serve(handler: Handler, ssl_context: ssl.SSLContext | None = None) -> 
     return server, f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
 
 
-def streaming(parts: list[bytes] = STREAM, *, per_write: bool = True) -> Handler:
-    """Answers every request on a connection with ``parts`` as a chunked SSE stream, keeping it open."""
+def frame(part: bytes) -> bytes:
+    """One chunk of a chunked body."""
+    return b"%x\r\n%s\r\n" % (len(part), part)
+
+
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+def streaming(parts: list[bytes] = STREAM, *, per_write: bool = True, delay: float = 0.0) -> Handler:
+    """Answers every request on a connection with ``parts`` as a chunked SSE stream (one write per part, ``delay``
+    apart, or all in one), keeping the connection open."""
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
             try:
@@ -74,9 +76,11 @@ def streaming(parts: list[bytes] = STREAM, *, per_write: bool = True) -> Handler
             except asyncio.IncompleteReadError:
                 return
             if per_write:
-                writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                writer.write(CHUNKED_HEAD)
                 for p in parts:
-                    writer.write(b"%x\r\n%s\r\n" % (len(p), p))
+                    if delay:
+                        await asyncio.sleep(delay)
+                    writer.write(frame(p))
                     await writer.drain()
                 writer.write(b"0\r\n\r\n")
             else:
@@ -324,9 +328,7 @@ def test_failures_map_as_the_httpx_paths_do(run: Run) -> None:
 
         async def cut_mid_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await read_request(reader)
-            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
-            for p in STREAM[:2]:
-                writer.write(b"%x\r\n%s\r\n" % (len(p), p))
+            writer.write(CHUNKED_HEAD + b"".join(frame(p) for p in STREAM[:2]))
             await writer.drain()
             writer.close()
 
@@ -371,24 +373,43 @@ def test_failures_map_as_the_httpx_paths_do(run: Run) -> None:
     run(go())
 
 
+def test_a_body_larger_than_the_socket_buffers_waits_for_the_engine_and_times_out_if_it_never_reads(
+        run: Run) -> None:
+    async def go() -> None:
+        big = b"x" * (16 * 1024 * 1024)  # far past the kernel's socket buffers and the transport's high-water mark
+        got: list[int] = []
+
+        async def slow_reader(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await asyncio.sleep(0.2)  # the client's transport fills and pauses meanwhile
+            got.append(len((await read_request(reader))[1]))
+            writer.write(chunked_response(STREAM))
+            await writer.drain()
+
+        async def never_reads(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await asyncio.sleep(5)
+
+        for handler in (slow_reader, never_reads):
+            server, where = await serve(handler)
+            pool = LeanPool(HttpOptions(url=f"http://{where}", write_timeout_s=0.3))
+            try:
+                if handler is slow_reader:
+                    resp = await pool.send("/v1/completions", {}, big)
+                    assert b"[DONE]" in await resp.aread()
+                    await resp.aclose()
+                    assert got == [len(big)]
+                else:
+                    with pytest.raises(httpx.WriteTimeout):
+                        await pool.send("/v1/completions", {}, big)
+            finally:
+                await pool.aclose()
+                server.close()
+
+    run(go())
+
+
 def test_max_connections_and_the_pool_timeout(run: Run) -> None:
     async def go() -> None:
-        slow = STREAM
-
-        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            while True:
-                try:
-                    await read_request(reader)
-                except asyncio.IncompleteReadError:
-                    return
-                writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
-                for p in slow:
-                    await asyncio.sleep(0.05)
-                    writer.write(b"%x\r\n%s\r\n" % (len(p), p))
-                    await writer.drain()
-                writer.write(b"0\r\n\r\n")
-                await writer.drain()
-
+        handler = streaming(STREAM, delay=0.05)
         server, where = await serve(handler)
         backend = lean(where, max_connections=1, pool_timeout_s=0.05)
         first, second = await asyncio.gather(generate(backend, 1), generate(backend, 2))
@@ -414,10 +435,9 @@ def test_cancelling_mid_stream_closes_the_connection_and_frees_its_slot(run: Run
 
         async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await read_request(reader)
-            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            writer.write(CHUNKED_HEAD)
             for i in range(10_000):
-                p = token(i)
-                writer.write(b"%x\r\n%s\r\n" % (len(p), p))
+                writer.write(frame(token(i)))
                 await writer.drain()
                 await asyncio.sleep(0.01)
 
@@ -482,11 +502,8 @@ def test_the_client_span_names_the_lean_client(run: Run) -> None:
     assert attrs["http.response.status_code"] == 200
 
 
-def test_https(run: Run, tmp_path: Path) -> None:
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
-                   check=True, capture_output=True)
+def test_https(run: Run, self_signed: tuple[Path, Path]) -> None:
+    cert, key = self_signed
 
     async def go() -> None:
         server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

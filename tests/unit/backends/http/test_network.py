@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-import uvloop
 
 from backends.http import network
 from backends.http.client import build_client, engine_transport, use_asyncio_network
@@ -24,11 +23,6 @@ from backends.http.network import AsyncioBackend, AsyncioStream
 from backends.http.options import HttpOptions
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@pytest.fixture(params=["asyncio", "uvloop"])
-def run(request: pytest.FixtureRequest) -> Callable[[Awaitable[Any]], Any]:
-    return asyncio.run if request.param == "asyncio" else uvloop.run  # type: ignore[no-any-return]
 
 
 async def serve(handler: Handler, ssl_context: ssl.SSLContext | None = None) -> tuple[asyncio.Server, int]:
