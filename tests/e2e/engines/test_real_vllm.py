@@ -327,8 +327,11 @@ def test_token_ids_count_each_delta_as_usage_on_every_chunk_does(vllm_server: An
 
     by_usage, done_usage = asyncio.run(deltas(continuous_usage=True, token_ids=False))
     by_ids, done_ids = asyncio.run(deltas())  # the default
-    assert by_ids == by_usage
-    assert sum(n for _, n in by_ids) == 24
+    # vLLM puts two tokens in one chunk when its API server falls behind (a loaded CI machine did), so the two runs
+    # may split the same text differently: compare what they carry, not how it was chunked.
+    assert "".join(t for t, _ in by_ids) == "".join(t for t, _ in by_usage)
+    assert sum(n for _, n in by_ids) == sum(n for _, n in by_usage) == 24
+    assert all(n >= 1 for _, n in by_ids + by_usage)  # every delta counts its tokens, one with empty text too
     assert isinstance(done_ids, Completed)
     assert isinstance(done_usage, Completed)
     assert done_ids.completion_tokens == done_usage.completion_tokens == 24
