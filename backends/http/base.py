@@ -144,7 +144,7 @@ class HttpBackend:
         translator = self.translator(request)
         url = self._urls.get(call.path) or self._url(call.path)
         with engine_call(self._tracer, url, self.engine, self.options.trace_propagation) as (span, trace_headers):
-            span.set_attribute(sc.ENGINE_CLIENT, self.options.client)
+            span.set_attribute(sc.ENGINE_CLIENT, "httpx" if self._lean is None else "lean")
             terminal: Event | None = None
             try:
                 # aclosing: if our consumer stops at a yield, the engine stream closes now, not at GC.

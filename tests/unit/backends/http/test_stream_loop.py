@@ -227,6 +227,7 @@ def test_request_body_headers_and_client_span_with_traceparent() -> None:
     assert (client.attributes["server.address"], client.attributes["server.port"],
             client.attributes["gen_ai.provider.name"]) == ("engine", 8000, "vllm")
     assert client.attributes["lockgate.engine.connection_kept"] is True  # the body was read to its end
+    assert client.attributes["lockgate.engine.client"] == "httpx"  # a transport handed in carries the request
     trace_id, span_id = format(client.context.trace_id, "032x"), format(client.context.span_id, "016x")
     assert seen["headers"]["traceparent"].startswith(f"00-{trace_id}-{span_id}-")
     assert seen["headers"]["x-request-id"] == "req-1"
