@@ -172,6 +172,8 @@ def roles() -> dict[int, str]:
         # lockgate.toml, or a variant of it (env.sh's start_workers with BAKE_WAKE: lockgate-wake-fifo.toml)
         if f"--config {W}/lockgate" in cmd and "gateway.cli gateway" in cmd:
             out[int(entry.name)] = "gateway"
+        elif f"--config {W}/lockgate" in cmd and "gateway.cli serve" in cmd:
+            out[int(entry.name)] = "embedded"  # setup.sh's BAKE_EMBEDDED: gateway and worker in one process
         elif f"--config {W}/lockgate" in cmd and "gateway.cli worker" in cmd:
             out[int(entry.name)] = "worker-hf" if "hf-a" in cmd else ("worker-sglang" if "sglang-a" in cmd
                                                                      else "worker-vllm")

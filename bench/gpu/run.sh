@@ -11,7 +11,9 @@
 #                                   # BAKE_POINTS (1,32,100,256), BAKE_ROUNDS (2), BAKE_TAG (engine-<pin state>),
 #                                   # BAKE_LG ("qwen-vllm:lockgate-vllm"; model:label pairs, space-separated: the
 #                                   # lockgate targets; setup.sh's BAKE_VARIANTS add models: vllm-notp ->
-#                                   # qwen-vllm-notp, vllm-nocu -> qwen-vllm-nocu, vllm-httpx -> qwen-vllm-httpx, ...),
+#                                   # qwen-vllm-notp, vllm-nocu -> qwen-vllm-nocu, vllm-httpx -> qwen-vllm-httpx, ...;
+#                                   # LABEL@PORT: another port, e.g. qwen-vllm:lockgate-embedded@8001 with setup.sh's
+#                                   # BAKE_EMBEDDED=1, lockgate serve with the embedded dispatch),
 #                                   # BAKE_DIRECT=sglang (SGLang direct, with BAKE_LG=qwen-sglang:lockgate-sglang)
 #   bash bench/gpu/run.sh workers BACKEND [N]   # stop the vLLM/SGLang workers, start N (4) for BACKEND instead
 #                                   # (BAKE_WAKE=fifo|warm: with that dispatch.wake)
@@ -35,8 +37,10 @@ HF="http://127.0.0.1:8000/v1,model=qwen-hf,label=lockgate-hf"
 SGL="http://127.0.0.1:30000/v1,model=qwen-bake,label=sglang-direct"
 LGSGL="http://127.0.0.1:8000/v1,model=qwen-sglang,label=lockgate-sglang"
 lg_targets=()
-for pair in ${BAKE_LG:-qwen-vllm:lockgate-vllm}; do
-  lg_targets+=(--target "http://127.0.0.1:8000/v1,model=${pair%%:*},label=${pair##*:}")
+for pair in ${BAKE_LG:-qwen-vllm:lockgate-vllm}; do  # MODEL:LABEL, or MODEL:LABEL@PORT (the embedded one: 8001)
+  port=8000
+  case $pair in *@*) port=${pair##*@} pair=${pair%@*} ;; esac
+  lg_targets+=(--target "http://127.0.0.1:$port/v1,model=${pair%%:*},label=${pair##*:}")
 done
 common=(--endpoint completions --input-len 60 --output-len 256 --slo-ttft-ms 500 --slo-tpot-ms 50
         --timeout 900 --no-progress)

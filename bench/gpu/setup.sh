@@ -70,5 +70,9 @@ for b in $(variants); do
 done
 start_gateways "${BAKE_GATEWAYS:-4}"
 "$PY" bench/gpu/smoke.py --models "${models[@]}" --timeout 600
+if [ -n "${BAKE_EMBEDDED:-}" ]; then  # lockgate serve, embedded dispatch, on :8001 (target ...@8001 in BAKE_LG)
+  start_embedded
+  "$PY" bench/gpu/smoke.py --gateway http://127.0.0.1:8001 --models qwen-vllm --timeout 120
+fi
 pin_all
 echo "setup done: $(date -u +%T)"

@@ -335,6 +335,39 @@ def test_the_gpu_config_validates_and_names_every_vllm_backend_that_run_sh_stops
     assert "client" not in cfg.backends["vllm-a"].options  # the default: lean
 
 
+def test_the_embedded_config_serves_the_same_vllm_backend_on_its_own_port() -> None:
+    # setup.sh's BAKE_EMBEDDED: `lockgate serve` on 8001 beside the Redis gateways on 8000; compared with them in one
+    # schedule, its backend must be vllm-a exactly, or the comparison measures the adapter's options, not dispatch.
+    from gateway.config.loader import load_config
+
+    redis_cfg = load_config(ROOT / "bench/gpu/lockgate-gpu.toml")
+    cfg = load_config(ROOT / "bench/gpu/lockgate-embedded.toml")
+    assert cfg.dispatch.kind == "embedded"
+    assert cfg.server.port == 8001
+    assert cfg.server.port != redis_cfg.server.port
+    assert set(cfg.models) == {"qwen-vllm"}
+    assert set(cfg.backends) == {"vllm-a"}  # no hf: serve builds every backend, and hf would load a model
+    mine, theirs = cfg.backends["vllm-a"], redis_cfg.backends["vllm-a"]
+    assert (mine.kind, mine.concurrency, mine.options) == (theirs.kind, theirs.concurrency, theirs.options)
+
+
+def test_pin_counts_the_embedded_server_as_lockgates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.gpu import pin
+
+    monkeypatch.setattr(pin, "W", tmp_path)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "gateway.cli", "serve", "--config",
+                             f"{tmp_path}/lockgate-embedded.toml"])
+    try:
+        deadline = time.monotonic() + 5
+        while pin.roles().get(proc.pid) is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert pin.roles()[proc.pid] == "embedded"  # not vllm-*: pinned with lockgate, on the rest set
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_workers_started_with_another_wake_run_that_config_and_pin_still_knows_them(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # run.sh's `workers` with BAKE_WAKE=warm: the config copy differs from setup.sh's in dispatch.wake alone, and
