@@ -29,10 +29,6 @@ class Head:
         self.keep_alive = keep_alive
 
     @property
-    def until_close(self) -> bool:
-        return not self.chunked and self.length is None
-
-    @property
     def informational(self) -> bool:
         """A 1xx head (``100 Continue``, ``103 Early Hints``): the real one follows on the same connection."""
         return 100 <= self.status < 200

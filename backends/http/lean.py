@@ -25,9 +25,10 @@ from urllib.parse import urlsplit
 import httpx
 
 from backends.http.h1 import HEAD_LIMIT, Body, Head, parse_head
-from backends.http.network import Inbound, write
+from backends.http.network import Inbound, read, write
 from backends.http.options import HttpOptions
 
+ALL = 1 << 62  # a read's limit that takes everything buffered
 ERROR_BODY_LIMIT = 1024 * 1024
 """An error response's body is read up to this much (engines' are a few hundred bytes)."""
 
@@ -50,19 +51,8 @@ class _Conn:
         return not (p.chunks or p.eof or self.transport.is_closing())
 
     async def recv(self) -> bytes:
-        """What has arrived (waiting for something if nothing has); b"" once the engine closed cleanly."""
-        p = self.inbound
-        if not p.chunks and not p.eof:
-            p.reader = asyncio.get_running_loop().create_future()
-            try:
-                await p.reader
-            finally:
-                p.reader = None
-        if p.chunks:
-            return p.take(p.buffered)
-        if p.error is not None:
-            raise httpx.ReadError(str(p.error) or type(p.error).__name__)
-        return b""
+        """All that has arrived (waiting for something if nothing has); b"" once the engine closed cleanly."""
+        return await read(self.inbound, ALL, None, httpx.ReadTimeout, httpx.ReadError)
 
     async def send(self, data: bytes, limit: float) -> None:
         if self.transport.is_closing():

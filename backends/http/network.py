@@ -113,6 +113,23 @@ async def await_io(future: asyncio.Future[None], limit: float | None, on_timeout
         raise on_timeout(f"timed out after {limit:g} s") from None
 
 
+async def read(p: Inbound, max_bytes: int, limit: float | None, on_timeout: type[Exception],
+               on_error: type[Exception]) -> bytes:
+    """Up to ``max_bytes`` of what has arrived, waiting (up to ``limit``) if nothing has; b"" once the peer closed
+    cleanly. The error classes are the caller's: httpcore's here, httpx's in lean.py."""
+    if not p.chunks and not p.eof:
+        p.reader = asyncio.get_running_loop().create_future()
+        try:
+            await await_io(p.reader, limit, on_timeout)
+        finally:
+            p.reader = None
+    if p.chunks:
+        return p.take(max_bytes)
+    if p.error is not None:
+        raise on_error(str(p.error) or type(p.error).__name__)
+    return b""
+
+
 async def write(transport: asyncio.Transport, p: Inbound, buffer: bytes, limit: float | None,
                 on_timeout: type[Exception], on_error: type[Exception]) -> None:
     """Hand ``buffer`` to the transport; if that fills its buffer past the high-water mark, wait (up to ``limit``)
@@ -134,18 +151,7 @@ class AsyncioStream(AsyncNetworkStream):
         self._protocol = protocol
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        p = self._protocol
-        if not p.chunks and not p.eof:
-            p.reader = asyncio.get_running_loop().create_future()
-            try:
-                await await_io(p.reader, timeout, httpcore.ReadTimeout)
-            finally:
-                p.reader = None
-        if p.chunks:
-            return p.take(max_bytes)
-        if p.error is not None:
-            raise httpcore.ReadError(str(p.error) or type(p.error).__name__)
-        return b""  # the peer closed: httpcore reads that as the end of the connection
+        return await read(self._protocol, max_bytes, timeout, httpcore.ReadTimeout, httpcore.ReadError)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:

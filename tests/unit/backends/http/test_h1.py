@@ -81,7 +81,7 @@ def test_content_length_and_until_close_framings() -> None:
     with pytest.raises(httpx.RemoteProtocolError):  # the connection closed 6 bytes short
         body.eof()
     head = parse_head(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain")  # neither: the body ends with the connection
-    assert head.until_close
+    assert (head.chunked, head.length) == (False, None)
     assert not head.keep_alive
     body = Body(head)
     assert body.feed(b"abc") == b"abc"
