@@ -46,9 +46,7 @@ class _Conn:
         self.idle_since = 0.0
 
     def reusable(self) -> bool:
-        # Data or an end nobody asked for on an idle connection means it is closed or out of step.
-        p = self.inbound
-        return not (p.chunks or p.eof or self.transport.is_closing())
+        return not self.inbound.readable_while_idle()
 
     async def recv(self) -> bytes:
         """All that has arrived (waiting for something if nothing has); b"" once the engine closed cleanly."""

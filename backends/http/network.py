@@ -74,6 +74,11 @@ class Inbound(asyncio.Protocol):
         self.write_paused = False
         self._wake_writer()
 
+    def readable_while_idle(self) -> bool:
+        """Asked of an idle kept connection: data nobody asked for, or an end, means it is closed or out of step
+        with its peer; either way it is not to be reused."""
+        return bool(self.chunks) or self.eof or (self.transport is not None and self.transport.is_closing())
+
     def take(self, max_bytes: int) -> bytes:
         first = self.chunks.popleft()
         if len(first) > max_bytes:
@@ -184,10 +189,8 @@ class AsyncioStream(AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
-            # httpcore asks this of an idle pooled connection: readable then means closed, or data nobody asked
-            # for; either way the connection is not reused. The protocol already knows, without a syscall.
-            p = self._protocol
-            return bool(p.chunks) or p.eof or self._transport.is_closing()
+            # httpcore asks this of an idle pooled connection. The protocol already knows, without a syscall.
+            return self._protocol.readable_while_idle()
         if info == "ssl_object":
             return self._transport.get_extra_info("ssl_object")
         if info == "client_addr":
