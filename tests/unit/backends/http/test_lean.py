@@ -23,8 +23,9 @@ from backends.http.lean import LeanPool
 from backends.http.options import HttpOptions
 from backends.request import GenerationRequest
 from backends.vllm import VllmBackend, VllmOptions
+from tests.support.raw_http import Handler, read_request
+from tests.support.raw_http import serve as serve_on_port
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 Run = Callable[[Awaitable[Any]], Any]
 
 
@@ -44,18 +45,9 @@ def chunked_response(parts: list[bytes], *, extra_head: bytes = b"") -> bytes:
         b"\r\n" + body
 
 
-async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    return head, await reader.readexactly(length)
-
-
 async def serve(handler: Handler, ssl_context: ssl.SSLContext | None = None) -> tuple[asyncio.Server, str]:
-    server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=ssl_context)
-    return server, f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    server, port = await serve_on_port(handler, ssl_context)
+    return server, f"127.0.0.1:{port}"
 
 
 def frame(part: bytes) -> bytes:

@@ -21,22 +21,7 @@ from backends.http import network
 from backends.http.client import build_client, engine_transport, use_asyncio_network
 from backends.http.network import AsyncioBackend, AsyncioStream
 from backends.http.options import HttpOptions
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-async def serve(handler: Handler, ssl_context: ssl.SSLContext | None = None) -> tuple[asyncio.Server, int]:
-    server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=ssl_context)
-    return server, server.sockets[0].getsockname()[1]
-
-
-async def read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    return await reader.readexactly(length)
+from tests.support.raw_http import read_request, serve
 
 
 def response(body: bytes, *, close: bool = False) -> bytes:
@@ -124,7 +109,7 @@ def test_a_request_body_larger_than_the_socket_buffers_waits_for_the_server(
     async def go() -> None:
         async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await asyncio.sleep(0.3)  # a slow reader: the client's writes must wait for it, not buffer 8 MB
-            got = await read_request(reader)
+            _, got = await read_request(reader)
             writer.write(response(str(len(got)).encode() + b":" + str(got == payload).encode()))
             await writer.drain()
 
