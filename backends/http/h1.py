@@ -64,8 +64,9 @@ def parse_head(raw: bytes, *, head_request: bool = False) -> Head:
     if head_request or status in (204, 304) or 100 <= status < 200:
         return Head(status, chunked=False, length=0, keep_alive=keep_alive)
     if chunked:
-        length = None  # chunked wins over a content-length (RFC 9112 6.3), and such a response is not reused
-        keep_alive = keep_alive and not any(ln.lower().startswith(b"content-length:") for ln in lines[1:])
+        # Chunked wins over a content-length (RFC 9112 6.3), and a response that sent both is not reused.
+        keep_alive = keep_alive and length is None
+        length = None
     return Head(status, chunked=chunked, length=length, keep_alive=keep_alive and (chunked or length is not None))
 
 
