@@ -52,6 +52,17 @@ def wait_until_engine_idle(vllm_url: str, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
+def wait_until_available(runtime: Runtime, backend: str = "vllm-cpu", timeout: float = 30) -> None:
+    """Until the gateway routes to ``backend`` again: while vLLM finished streams whose aborts it lost (see the
+    disconnect test), a health probe may have timed out, and the next one, 0.5 s later, restores it."""
+    start = time.monotonic()
+    while not runtime.health.available(backend):
+        assert time.monotonic() - start < timeout, f"{backend} never became available to the gateway"
+        time.sleep(0.05)
+    if time.monotonic() - start > 0.05:
+        print(f"{backend} became available after {time.monotonic() - start:.2f} s")
+
+
 def tcp_connections(url: str) -> list[tuple[int, str]]:
     """(local port, state) of this host's client connections to ``url``'s port, from /proc/net/tcp."""
     port = f"{httpx.URL(url).port:04X}"
@@ -179,6 +190,7 @@ def test_client_disconnect_closes_every_engine_stream_and_vllm_aborts(
         vllm_server: Any, gateway: tuple[str, Runtime], streams: int, n: int) -> None:
     url, runtime = gateway
     wait_until_engine_idle(vllm_server.url)
+    wait_until_available(runtime)
     log_start = vllm_server.log.stat().st_size
     tokens_before = engine_metric(vllm_server.url, "vllm:generation_tokens_total")
     open_before = tcp_states(vllm_server.url).get("ESTABLISHED", 0)  # the health poller's keep-alive connection
