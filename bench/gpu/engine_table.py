@@ -102,6 +102,8 @@ def pooled(runs: list[dict[str, Any]], pin: dict[str, Any]) -> dict[str, Any]:
         "cpu_workers": role("worker-vllm") or role("worker-sglang"),
         "wait_workers": role("worker-vllm", "delay") or role("worker-sglang", "delay"),
         "cpu_redis": role("redis"),
+        # setup.sh's BAKE_EMBEDDED: `lockgate serve` processes, gateway and worker in one (no Redis between them).
+        "cpu_embedded": role("embedded"), "wait_embedded": role("embedded", "delay"),
         "cpu_client": sum(r["client_cpu"] * r["wall_s"] for r in runs) / wall,
         "busy_all": cpus(None), "busy_vllm_set": cpus(vllm_set), "busy_rest_set": cpus(rest_set),
         "steal": cpus(None, "steal"),
@@ -165,9 +167,9 @@ def render(gs: list[dict[str, Any]], baseline: str | None) -> str:
             f"| {f(g['vllm_batch'])} | {f(g['vllm_steps_s'], 1, '.0f')} "
             f"| {f(g['client_conc'])} / {f(g['in_vllm'])} |")
     out += ["", "| condition | load | target | vLLM API server: cores (busiest thread) / wait | engine core: cores "
-            "(busiest thread) / wait | gateways: cores / wait | engine workers: cores / wait | Redis | client "
-            "| CPUs busy: all / vLLM's / rest | steal |",
-            "|---|---|---|---|---|---|---|---:|---:|---|---:|"]
+            "(busiest thread) / wait | gateways: cores / wait | engine workers: cores / wait | Redis "
+            "| embedded (gateway + worker): cores / wait | client | CPUs busy: all / vLLM's / rest | steal |",
+            "|---|---|---|---|---|---|---|---:|---|---:|---|---:|"]
     for g in gs:
         out.append(
             f"| {g['condition']} | {load(g)} | {g['target']} "
@@ -176,7 +178,7 @@ def render(gs: list[dict[str, Any]], baseline: str | None) -> str:
             f"/ {f(g['wait_engine'], 1, '.2f')} "
             f"| {f(g['cpu_gateways'], 1, '.2f')} / {f(g['wait_gateways'], 1, '.2f')} "
             f"| {f(g['cpu_workers'], 1, '.2f')} / {f(g['wait_workers'], 1, '.2f')} | {f(g['cpu_redis'], 1, '.2f')} "
-            f"| {f(g['cpu_client'], 1, '.2f')} "
+            f"| {f(g['cpu_embedded'], 1, '.2f')} / {f(g['wait_embedded'], 1, '.2f')} | {f(g['cpu_client'], 1, '.2f')} "
             f"| {f(g['busy_all'], 100, '.0f')}% / {f(g['busy_vllm_set'], 100, '.0f')}% "
             f"/ {f(g['busy_rest_set'], 100, '.0f')}% | {f(g['steal'], 100, '.1f')}% |")
     split = [g for g in gs if g.get("worker_engine_ttft") is not None]

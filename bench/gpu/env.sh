@@ -58,10 +58,12 @@ stop_workers() {  # BACKEND...: SIGTERM to their workers (they finish what they 
   "$PY" bench/gpu/pin.py stop-workers "$@"
 }
 
-start_embedded() {  # `lockgate serve` with the embedded dispatch on :8001 (lockgate-embedded.toml), for BAKE_EMBEDDED
+start_embedded() {  # COUNT: `lockgate serve` processes with the embedded dispatch sharing :8001 (lockgate-embedded.toml)
   cp bench/gpu/lockgate-embedded.toml "$W/lockgate-embedded.toml"  # pin.py knows lockgate's by --config $W/lockgate*
-  setsid "$PY" -m gateway.cli serve --config "$W/lockgate-embedded.toml" >"$W/embedded.log" 2>&1 < /dev/null &
-  wait_for http://127.0.0.1:8001/healthz 120 "lockgate serve (embedded dispatch)" "$W/embedded.log"
+  for i in $(seq "$1"); do
+    setsid "$PY" -m gateway.cli serve --config "$W/lockgate-embedded.toml" >"$W/embedded-$i.log" 2>&1 < /dev/null &
+  done
+  wait_for http://127.0.0.1:8001/healthz 120 "lockgate serve (embedded dispatch)" "$W/embedded-1.log"
 }
 
 # Every vLLM backend of lockgate-gpu.toml: what run.sh stops before it starts other workers or another engine.

@@ -13,8 +13,9 @@
 #                                   # lockgate targets; setup.sh's BAKE_VARIANTS add models: vllm-notp ->
 #                                   # qwen-vllm-notp, vllm-nocu -> qwen-vllm-nocu, vllm-httpx -> qwen-vllm-httpx, ...;
 #                                   # LABEL@PORT: another port, e.g. qwen-vllm:lockgate-embedded@8001 with setup.sh's
-#                                   # BAKE_EMBEDDED=1, lockgate serve with the embedded dispatch),
-#                                   # BAKE_DIRECT=sglang (SGLang direct, with BAKE_LG=qwen-sglang:lockgate-sglang)
+#                                   # BAKE_EMBEDDED=N, N lockgate serve with the embedded dispatch),
+#                                   # BAKE_DIRECT=sglang (SGLang direct, with BAKE_LG=qwen-sglang:lockgate-sglang),
+#                                   # BAKE_POLL=1 (no vCPU of lockgate's set halts: burn.py --poll)
 #   bash bench/gpu/run.sh workers BACKEND [N]   # stop the vLLM/SGLang workers, start N (4) for BACKEND instead
 #                                   # (BAKE_WAKE=fifo|warm: with that dispatch.wake)
 #   bash bench/gpu/run.sh gateways [N]  # stop the gateways, start N (4) instead
@@ -96,7 +97,12 @@ PY
     if [ "${BAKE_DIRECT:-vllm}" = sglang ]; then
       direct=$SGL base=sglang-direct metrics=http://127.0.0.1:30000/metrics
     fi
-    "$PY" bench/gpu/pin.py exec -- "$PY" -m bench.gpu.engine_bench --out "$W/$phase" --engine-metrics "$metrics" -- \
+    # BAKE_POLL=1: the whole phase beside one SCHED_IDLE loop per CPU of lockgate's set (burn.py --poll), so no
+    # vCPU there halts between requests: how much of c=1's added first token is the host's wake-up of idle vCPUs.
+    pre=()
+    [ -n "${BAKE_POLL:-}" ] && pre=("$PY" -m bench.gpu.burn --poll --)
+    "${pre[@]}" "$PY" bench/gpu/pin.py exec -- "$PY" -m bench.gpu.engine_bench --out "$W/$phase" \
+      --engine-metrics "$metrics" -- \
       --target "$direct" "${lg_targets[@]}" -c "${BAKE_POINTS:-1,32,100,256}" -d "$DUR" --warmup 2s \
       --rounds "${BAKE_ROUNDS:-2}" --no-self-check "${common[@]}"
     "$PY" bench/gpu/tables.py "$W/$phase/summary.json" --baseline "$base" || true
@@ -220,14 +226,18 @@ PY
   *) echo "unknown phase $phase" >&2; exit 2 ;;
 esac
 if [ -n "${OUT:-}" ]; then
-  # The device tool returns files of at most 16 MiB: the per-request JSONL travels on its own.
-  "$PY" - "$W" "$phase" "$OUT" <<'PY'
+  # The device tool returns files of at most 16 MiB: the per-request JSONL travels on its own, and the engine
+  # phase's (BAKE_TAG names its folder) as one small row per request (slim_requests.py: the TTFT tail's split).
+  "$PY" - "$W" "$phase" "$OUT" "$1" <<'PY'
 import sys, tarfile
 from pathlib import Path
-w, phase, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+w, phase, out, kind = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
 with tarfile.open(out / f"{phase}.tar.xz", "w:xz") as tar:
     tar.add(w / phase, arcname=phase, filter=lambda t: None if t.name.endswith("requests.jsonl") else t)
-if phase.startswith("engine"):  # the engine phase's figures are in engine.json: spare the lease the xz time
+if kind == "engine":
+    sys.path.insert(0, "bench/gpu")
+    import slim_requests
+    slim_requests.write(slim_requests.slim_rows(w / phase), out / f"{phase}-requests-slim.jsonl.xz")
     sys.exit(0)
 with tarfile.open(out / f"{phase}-requests.tar.xz", "w:xz") as tar:
     for f in sorted((w / phase).rglob("requests.jsonl")):

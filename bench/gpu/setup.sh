@@ -70,8 +70,8 @@ for b in $(variants); do
 done
 start_gateways "${BAKE_GATEWAYS:-4}"
 "$PY" bench/gpu/smoke.py --models "${models[@]}" --timeout 600
-if [ -n "${BAKE_EMBEDDED:-}" ]; then  # lockgate serve, embedded dispatch, on :8001 (target ...@8001 in BAKE_LG)
-  start_embedded
+if [ -n "${BAKE_EMBEDDED:-}" ]; then  # BAKE_EMBEDDED=N: N lockgate serve, embedded dispatch, on :8001 (...@8001 in BAKE_LG)
+  start_embedded "$BAKE_EMBEDDED"
   "$PY" bench/gpu/smoke.py --gateway http://127.0.0.1:8001 --models qwen-vllm --timeout 120
 fi
 pin_all

@@ -283,6 +283,35 @@ def test_burn_runs_the_command_beside_busy_loops_and_stops_them(tmp_path: Path, 
     assert spinning == []
 
 
+def test_burn_poll_keeps_one_idle_class_loop_on_each_cpu_of_the_set(tmp_path: Path) -> None:
+    # --poll: no vCPU of lockgate's set halts while CMD runs, and the loops never take CPU from it (SCHED_IDLE).
+    from bench.gpu import burn
+
+    cpus = sorted(os.sched_getaffinity(0))
+    (tmp_path / "pin.json").write_text(json.dumps({"mode": "pinned", "rest_cpus": ",".join(map(str, cpus)),
+                                                   "vllm_cpus": str(cpus[0])}))
+    marker = b"os.sched_setscheduler(0, os.SCHED_IDLE"
+    assert marker.decode() in burn.POLL
+    cmd = ("import os, sys, time; from pathlib import Path; time.sleep(1)\n"
+           "me = {os.getpid(), os.getppid()}  # their command lines hold this one's text\n"
+           "loops = [int(p.name) for p in Path('/proc').iterdir() if p.name.isdigit() and int(p.name) not in me "
+           f"and {marker!r} in (p / 'cmdline').read_bytes()]\n"
+           "print(sorted((sorted(os.sched_getaffinity(pid)), os.sched_getscheduler(pid) == os.SCHED_IDLE) "
+           "for pid in loops))\n"
+           "t = time.process_time(); end = time.monotonic() + 0.5\n"
+           "while time.monotonic() < end: pass\n"
+           "print(round((time.process_time() - t) / 0.5, 2))")
+    out = subprocess.run([sys.executable, "-m", "bench.gpu.burn", "--poll", "--", sys.executable, "-c", cmd],
+                         cwd=ROOT, env={**os.environ, "W": str(tmp_path)}, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    loops, share, report = out.stdout.strip().splitlines()
+    assert loops == str([([c], True) for c in cpus])
+    assert float(share) > 0.8  # a normal-class process runs as if the loops were not there
+    assert report.startswith(f"burn: {len(cpus)} loops SCHED_IDLE (one per CPU) on CPUs ")
+    assert [p for p in Path("/proc").iterdir() if p.name.isdigit() and marker in _cmdline(p)] == []
+
+
 def _cmdline(proc: Path) -> bytes:
     try:
         return (proc / "cmdline").read_bytes()
@@ -345,6 +374,7 @@ def test_the_embedded_config_serves_the_same_vllm_backend_on_its_own_port() -> N
     assert cfg.dispatch.kind == "embedded"
     assert cfg.server.port == 8001
     assert cfg.server.port != redis_cfg.server.port
+    assert cfg.server.reuse_port  # BAKE_EMBEDDED=N processes share the port
     assert set(cfg.models) == {"qwen-vllm"}
     assert set(cfg.backends) == {"vllm-a"}  # no hf: serve builds every backend, and hf would load a model
     mine, theirs = cfg.backends["vllm-a"], redis_cfg.backends["vllm-a"]
@@ -460,3 +490,49 @@ def test_repack_leaves_small_wheels_as_they_are(tmp_path: Path) -> None:
     assert wheel.exists()
     assert not list(tmp_path.glob("*.xz"))
     assert out.stdout == ""
+
+
+def _record(index: int, ttft: float, queue_ms: float, *, target: str = "lockgate-vllm") -> bytes:
+    from loadtest.record import RequestRecord
+
+    t_send = 100.0 + index
+    offsets = [ttft + 0.005 * i for i in range(256)]
+    offsets[-1] += 0.2  # one long stall near the end: max_gap_ms must find it
+    headers = {"x-lockgate-queue-ms": f"{queue_ms:.2f}", "x-lockgate-engine-ttft-ms": "40.00",
+               "x-lockgate-relay-ms": "2.00", "x-lockgate-ttft-ms": f"{queue_ms + 42:.2f}",
+               "x-lockgate-backend": "vllm-a"}
+    rec = RequestRecord(target=target, point=256, round=0, index=index, prompt_id=f"p{index}", t_sched=t_send,
+                        t_send=t_send, t_first=t_send + ttft, t_last=t_send + offsets[-1],
+                        t_end=t_send + offsets[-1] + 0.001, chunk_offsets=offsets, chunk_tokens=[1] * 256,
+                        n_out=256, status=200, outcome="ok", gateway_headers=headers)
+    return msgspec.json.encode(rec)
+
+
+def test_slim_requests_keeps_one_small_row_and_finds_where_the_slow_first_tokens_waited(tmp_path: Path) -> None:
+    from bench.gpu import slim_requests
+
+    run = tmp_path / "engine" / "c256-r0"
+    run.mkdir(parents=True)
+    # 98 requests with 50 ms of first token (8 ms in the queue), 2 with 600 ms, of which 500 ms in the queue.
+    lines = [_record(i, 0.050, 8.0) for i in range(98)] + [_record(98 + i, 0.600, 508.0) for i in range(2)]
+    (run / "requests.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    out = tmp_path / "slim.jsonl.xz"
+    assert slim_requests.main(["slim", str(tmp_path / "engine"), str(out)]) == 0
+    rows = slim_requests.read(out)
+    assert len(rows) == 100
+    assert out.stat().st_size < (run / "requests.jsonl").stat().st_size / 20
+    first = rows[0]
+    assert first.run == "c256-r0"
+    assert first.ttft_ms == pytest.approx(50.0)
+    assert first.max_gap_ms == pytest.approx(205.0)
+    assert first.split == {"queue": 8.0, "engine-ttft": 40.0, "relay": 2.0, "ttft": 50.0}
+    table = slim_requests.tail_table(rows, slo_ms=500, top=0.01)
+    row = next(line for line in table if line.startswith("| lockgate-vllm"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3] == "50.0 / 600.0"  # p50 / p99 of client TTFT
+    assert cells[4] == "> 500 ms, 2"
+    assert cells[6] == "508.0 / 8.0"  # the queue holds the slow ones' wait
+    assert cells[7] == "40.0 / 40.0"  # the engine leg does not
+    # No request over the SLO: the slowest share is called slow instead.
+    table = slim_requests.tail_table(rows, slo_ms=1000, top=0.02)
+    assert "slowest 2%, 2" in next(line for line in table if line.startswith("| lockgate-vllm"))
