@@ -1,7 +1,7 @@
 """Per-request rows small enough to bring back from the GPU machine, and where the slow first tokens waited.
 
     python3 bench/gpu/slim_requests.py slim RUN_DIR OUT.jsonl.xz     # every requests.jsonl under RUN_DIR
-    python3 bench/gpu/slim_requests.py tail OUT.jsonl.xz [--slo-ms 500] [--top 0.01]
+    python3 bench/gpu/slim_requests.py tail OUT.jsonl.xz [--slo-ms 500] [--top 0.01] [--summary RUN/summary.json]
 
 A c=256 run's requests.jsonl holds every chunk's arrival (256 per request) and is too big for the `device` tool's
 16 MiB per file; `slim` keeps one row per request: the client's TTFT and end, the largest gap between chunks, and
@@ -33,6 +33,8 @@ class Slim(msgspec.Struct, kw_only=True, omit_defaults=True):
     run: str
     target: str
     point: int
+    load: str = ""
+    """The point's load as lockgate bench's summary.json beside the requests names it ("c=256", "rate=40")."""
     round: int
     index: int
     measured: bool
@@ -44,14 +46,31 @@ class Slim(msgspec.Struct, kw_only=True, omit_defaults=True):
     split: dict[str, float] = {}
 
 
+def loads(summary: Path) -> dict[int, str]:
+    """Point index -> its load, from lockgate bench's summary.json (the requests only carry the index)."""
+    if not summary.is_file():
+        return {}
+    out = {}
+    for point in msgspec.json.decode(summary.read_bytes()).get("points", []):
+        load = point.get("load") or {}
+        if load.get("concurrency") is not None:
+            out[point["point"]] = f"c={load['concurrency']}"
+        elif load.get("rate") is not None:
+            out[point["point"]] = f"rate={load['rate']:g}"
+    return out
+
+
 def slim_rows(run_dir: Path) -> Iterator[Slim]:
     dec = msgspec.json.Decoder()
     for path in sorted(run_dir.rglob("requests.jsonl")):
         run = str(path.parent.relative_to(run_dir))
+        names = loads(path.parent / "summary.json")
         with path.open("rb") as fh:
             for line in fh:
                 if line.strip():
-                    yield _slim(run, dec.decode(line))
+                    row = _slim(run, dec.decode(line))
+                    row.load = names.get(row.point, "")
+                    yield row
 
 
 def _slim(run: str, r: dict[str, Any]) -> Slim:
@@ -94,14 +113,14 @@ def _pct(values: list[float], q: float) -> float:
 
 def tail_table(rows: list[Slim], slo_ms: float, top: float) -> list[str]:
     """Markdown: per (target, load), TTFT p50/p99 and the split of the slow requests against the others'."""
-    groups: dict[tuple[str, int], list[Slim]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[Slim]] = defaultdict(list)
     for row in rows:
         if row.measured and row.outcome == "ok" and row.ttft_ms is not None:
-            groups[(row.target, row.point)].append(row)
+            groups[(row.target, row.load or f"point {row.point}")].append(row)
     out = ["| target | load | n | TTFT p50 / p99 | slow: rule, n | slow: client TTFT | "
            + " | ".join(f"slow / rest: {name}" for name in SPLIT) + " | slow / rest: before the gateway |",
-           "|---|---:|---:|---|---|---:|" + "---:|" * (len(SPLIT) + 1)]
-    for (target, point), group in sorted(groups.items()):
+           "|---|---|---:|---|---|---:|" + "---:|" * (len(SPLIT) + 1)]
+    for (target, load), group in sorted(groups.items()):
         ttfts = [r.ttft_ms for r in group if r.ttft_ms is not None]
         over = [r for r in group if r.ttft_ms is not None and r.ttft_ms > slo_ms]
         rule = f"> {slo_ms:g} ms"
@@ -111,7 +130,7 @@ def tail_table(rows: list[Slim], slo_ms: float, top: float) -> list[str]:
             rule = f"slowest {top:.0%}"
         slow_ids = {id(r) for r in over}
         rest = [r for r in group if id(r) not in slow_ids]
-        cells = [target, str(point), str(len(group)), f"{_pct(ttfts, 0.5):.1f} / {_pct(ttfts, 0.99):.1f}",
+        cells = [target, load, str(len(group)), f"{_pct(ttfts, 0.5):.1f} / {_pct(ttfts, 0.99):.1f}",
                  f"{rule}, {len(over)}", f"{_mean([r.ttft_ms for r in over]):.1f}"]
         for name in SPLIT:
             cells.append(_pair(over, rest, lambda r, n=name: r.split.get(n)))
@@ -147,12 +166,17 @@ def main(argv: list[str] | None = None) -> int:
     p_tail.add_argument("file", type=Path, nargs="+")
     p_tail.add_argument("--slo-ms", type=float, default=500.0)
     p_tail.add_argument("--top", type=float, default=0.01, help="share called slow when none is over the SLO")
+    p_tail.add_argument("--summary", type=Path, help="the run's summary.json, for rows slimmed without it")
     args = parser.parse_args(argv)
     if args.cmd == "slim":
         n = write(slim_rows(args.run_dir), args.out)
         print(f"{n} requests -> {args.out} ({args.out.stat().st_size // 1024} KiB)")
         return 0 if n else 1
     rows = [row for f in args.file for row in read(f)]
+    if args.summary is not None:
+        names = loads(args.summary)
+        for row in rows:
+            row.load = row.load or names.get(row.point, "")
     print("\n".join(tail_table(rows, args.slo_ms, args.top)))
     return 0
 

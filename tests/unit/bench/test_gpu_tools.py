@@ -516,6 +516,8 @@ def test_slim_requests_keeps_one_small_row_and_finds_where_the_slow_first_tokens
     # 98 requests with 50 ms of first token (8 ms in the queue), 2 with 600 ms, of which 500 ms in the queue.
     lines = [_record(i, 0.050, 8.0) for i in range(98)] + [_record(98 + i, 0.600, 508.0) for i in range(2)]
     (run / "requests.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    summary = {"points": [{"target": "lockgate-vllm", "point": 256, "load": {"concurrency": 256, "rate": None}}]}
+    (run / "summary.json").write_text(json.dumps(summary))
     out = tmp_path / "slim.jsonl.xz"
     assert slim_requests.main(["slim", str(tmp_path / "engine"), str(out)]) == 0
     rows = slim_requests.read(out)
@@ -529,10 +531,14 @@ def test_slim_requests_keeps_one_small_row_and_finds_where_the_slow_first_tokens
     table = slim_requests.tail_table(rows, slo_ms=500, top=0.01)
     row = next(line for line in table if line.startswith("| lockgate-vllm"))
     cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "c=256"  # from summary.json: the requests carry only the point's index
     assert cells[3] == "50.0 / 600.0"  # p50 / p99 of client TTFT
     assert cells[4] == "> 500 ms, 2"
     assert cells[6] == "508.0 / 8.0"  # the queue holds the slow ones' wait
     assert cells[7] == "40.0 / 40.0"  # the engine leg does not
     # No request over the SLO: the slowest share is called slow instead.
+    for r in rows:  # rows slimmed without a summary.json: named by index, or by `tail --summary`
+        r.load = ""
+    assert "| lockgate-vllm | point 256 |" in "\n".join(slim_requests.tail_table(rows, slo_ms=500, top=0.01))
     table = slim_requests.tail_table(rows, slo_ms=1000, top=0.02)
     assert "slowest 2%, 2" in next(line for line in table if line.startswith("| lockgate-vllm"))
