@@ -3,7 +3,9 @@
 A snapshot holds: vLLM's Prometheus /metrics (every `vllm:` counter, histogram `_sum`/`_count` and gauge, summed
 over label sets; buckets left out), every bake-off process's CPU time, time spent runnable but waiting for a CPU
 (`run_delay` from /proc/PID/task/TID/schedstat) and involuntary context switches, summed per role (pin.roles) and
-kept per thread for the busiest, and /proc/stat's per-CPU counters (busy, steal). `phase_row` turns a before/after
+kept per thread for the busiest, /proc/stat's per-CPU counters (busy, steal), and the host's count of TCP
+connections opened (/proc/net/snmp `ActiveOpens`: the bench client's to its target, and a lockgate target's to
+vLLM and Redis; whether a dispatch opens engine connections during a run). `phase_row` turns a before/after
 pair and the run's request records into one row of engine.json; bench/gpu/engine_table.py makes tables of them.
 A target without these series (the CPU rehearsal's vLLM replica) gives empty engine figures, not an error.
 """
@@ -102,6 +104,19 @@ def cpu_counters() -> list[list[int]]:
     return [r[1:] for r in sorted(rows)]
 
 
+def tcp_opens(snmp: str | None = None) -> int:
+    """TCP connections this host (its network namespace) has opened so far: /proc/net/snmp's Tcp ActiveOpens."""
+    if snmp is None:
+        try:
+            snmp = Path("/proc/net/snmp").read_text()
+        except OSError:
+            return 0
+    rows = [line.split()[1:] for line in snmp.splitlines() if line.startswith("Tcp:")]
+    if len(rows) < 2 or "ActiveOpens" not in rows[0]:
+        return 0
+    return int(rows[1][rows[0].index("ActiveOpens")])
+
+
 def client_cpu() -> float:
     """CPU seconds of this process and its reaped children (the bench client's processes)."""
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -110,7 +125,7 @@ def client_cpu() -> float:
 
 def snapshot(url: str) -> dict[str, Any]:
     return {"t": time.time(), "engine": scrape(url), "procs": processes(), "cpus": cpu_counters(),
-            "client_cpu": client_cpu()}
+            "client_cpu": client_cpu(), "tcp_opens": tcp_opens()}
 
 
 def _roles(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]], wall: float) -> dict[str, Any]:
@@ -186,4 +201,5 @@ def phase_row(before: dict[str, Any], after: dict[str, Any], records: list[Any])
     return {"t_before": before["t"], "wall_s": wall, "engine": engine, "engine_gauges_after": gauges,
             "roles": _roles(before["procs"], after["procs"], wall), "cpus": _cpus(before["cpus"], after["cpus"]),
             "client_cpu": (after["client_cpu"] - before["client_cpu"]) / wall,
+            "tcp_opens": after.get("tcp_opens", 0) - before.get("tcp_opens", 0),
             "client": client_figures(records)}

@@ -105,6 +105,9 @@ def pooled(runs: list[dict[str, Any]], pin: dict[str, Any]) -> dict[str, Any]:
         # setup.sh's BAKE_EMBEDDED: `lockgate serve` processes, gateway and worker in one (no Redis between them).
         "cpu_embedded": role("embedded"), "wait_embedded": role("embedded", "delay"),
         "cpu_client": sum(r["client_cpu"] * r["wall_s"] for r in runs) / wall,
+        # TCP connections the host opened per run (runs of engine.json files older than the count have none).
+        "tcp_opens": (sum(r["tcp_opens"] for r in runs if "tcp_opens" in r) / n_tcp
+                      if (n_tcp := sum("tcp_opens" in r for r in runs)) else None),
         "busy_all": cpus(None), "busy_vllm_set": cpus(vllm_set), "busy_rest_set": cpus(rest_set),
         "steal": cpus(None, "steal"),
         # Not a CSV column: each round's own tokens/s, to pair a target's rounds with the baseline's; keyed by
@@ -168,8 +171,9 @@ def render(gs: list[dict[str, Any]], baseline: str | None) -> str:
             f"| {f(g['client_conc'])} / {f(g['in_vllm'])} |")
     out += ["", "| condition | load | target | vLLM API server: cores (busiest thread) / wait | engine core: cores "
             "(busiest thread) / wait | gateways: cores / wait | engine workers: cores / wait | Redis "
-            "| embedded (gateway + worker): cores / wait | client | CPUs busy: all / vLLM's / rest | steal |",
-            "|---|---|---|---|---|---|---|---:|---|---:|---|---:|"]
+            "| embedded (gateway + worker): cores / wait | client | CPUs busy: all / vLLM's / rest | steal "
+            "| TCP connections opened per run |",
+            "|---|---|---|---|---|---|---|---:|---|---:|---|---:|---:|"]
     for g in gs:
         out.append(
             f"| {g['condition']} | {load(g)} | {g['target']} "
@@ -180,7 +184,8 @@ def render(gs: list[dict[str, Any]], baseline: str | None) -> str:
             f"| {f(g['cpu_workers'], 1, '.2f')} / {f(g['wait_workers'], 1, '.2f')} | {f(g['cpu_redis'], 1, '.2f')} "
             f"| {f(g['cpu_embedded'], 1, '.2f')} / {f(g['wait_embedded'], 1, '.2f')} | {f(g['cpu_client'], 1, '.2f')} "
             f"| {f(g['busy_all'], 100, '.0f')}% / {f(g['busy_vllm_set'], 100, '.0f')}% "
-            f"/ {f(g['busy_rest_set'], 100, '.0f')}% | {f(g['steal'], 100, '.1f')}% |")
+            f"/ {f(g['busy_rest_set'], 100, '.0f')}% | {f(g['steal'], 100, '.1f')}% "
+            f"| {f(g['tcp_opens'], 1, '.0f')} |")
     split = [g for g in gs if g.get("worker_engine_ttft") is not None]
     if split:
         # Where lockgate's first token went, from its own headers (means, ms): client TTFT = (the client's and

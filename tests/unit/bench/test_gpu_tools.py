@@ -147,6 +147,41 @@ def test_engine_table_splits_lockgates_first_token_when_the_headers_were_recorde
     assert all("| 50.0 |" in line for line in rows[:4])
 
 
+def test_engine_probe_counts_the_tcp_connections_the_host_opened_during_a_run(tmp_path: Path) -> None:
+    # Whether a dispatch opens engine connections mid-run (the tenth lease's c=256 tail): the host's ActiveOpens.
+    import socket
+
+    from bench.gpu import engine_probe, engine_table
+
+    snmp = ("Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens CurrEstab\n"
+            "Tcp: 1 200 120000 -1 599 373 2\n")
+    assert engine_probe.tcp_opens(snmp) == 599
+    assert engine_probe.tcp_opens("Udp: InDatagrams\nUdp: 4\n") == 0
+    listener = socket.create_server(("127.0.0.1", 0))
+    before = engine_probe.snapshot("http://127.0.0.1:9/metrics")  # nothing listens there: no engine figures
+    opened = [socket.create_connection(listener.getsockname()) for _ in range(3)]
+    after = engine_probe.snapshot("http://127.0.0.1:9/metrics")
+    for c in opened:
+        c.close()
+    listener.close()
+    row = engine_probe.phase_row(before, after, [])
+    assert row["tcp_opens"] >= 3  # others on this machine may open some too, never fewer
+    assert row["tcp_opens"] < 3 + 1000
+
+    measured = ROOT / "docs/gpu-bakeoff/cpu-pinning/engine-pinned-1-engine.json"
+    data = json.loads(measured.read_text())
+    for run in data["runs"]:
+        if run["target"] == "lockgate-vllm":
+            run["tcp_opens"] = 100 + 10 * run["round"]  # the rounds' mean: 105
+    path = tmp_path / "engine.json"
+    path.write_text(json.dumps(data))
+    table = engine_table.render(engine_table.groups([path]), "vllm-direct")
+    cpu_rows = table.split("TCP connections opened per run", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert len([line for line in cpu_rows if "| lockgate-vllm |" in line]) == 4
+    assert all(line.endswith("| 105 |") for line in cpu_rows if "| lockgate-vllm |" in line)
+    assert all(line.endswith("| - |") for line in cpu_rows if "| vllm-direct |" in line)  # files from before
+
+
 def test_engine_table_pairs_each_round_with_the_baselines_same_round(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from bench.gpu import engine_table
