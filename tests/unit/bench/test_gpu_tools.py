@@ -371,12 +371,15 @@ def test_pin_counts_vllms_api_server_children_as_its_api_server(tmp_path: Path,
         **os.environ, "TITLES": "VLLM::APIServer_0 VLLM::APIServer_1 VLLM::EngineCore_DP0"})
     (tmp_path / "vllm.pid").write_text(str(root.pid))
     try:
+        # Until the children have exec'd they carry the launcher's command line (and count as vllm-other): wait
+        # for all four to be what they will stay, not merely present.
+        expected = ["vllm-api", "vllm-api", "vllm-engine", "vllm-other"]
         deadline = time.monotonic() + 10
-        while len(roles := {pid: r for pid, r in pin.roles().items() if r.startswith("vllm")}) < 4:
+        while sorted((roles := {pid: r for pid, r in pin.roles().items() if r.startswith("vllm")}).values()) \
+                != expected:
             assert time.monotonic() < deadline, roles
             time.sleep(0.05)
         assert roles[root.pid] == "vllm-other"
-        assert sorted(roles.values()) == ["vllm-api", "vllm-api", "vllm-engine", "vllm-other"]
     finally:
         os.killpg(root.pid, signal.SIGKILL)
         root.wait()
