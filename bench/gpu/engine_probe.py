@@ -201,5 +201,5 @@ def phase_row(before: dict[str, Any], after: dict[str, Any], records: list[Any])
     return {"t_before": before["t"], "wall_s": wall, "engine": engine, "engine_gauges_after": gauges,
             "roles": _roles(before["procs"], after["procs"], wall), "cpus": _cpus(before["cpus"], after["cpus"]),
             "client_cpu": (after["client_cpu"] - before["client_cpu"]) / wall,
-            "tcp_opens": after.get("tcp_opens", 0) - before.get("tcp_opens", 0),
+            "tcp_opens": after["tcp_opens"] - before["tcp_opens"],
             "client": client_figures(records)}

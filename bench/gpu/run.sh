@@ -235,8 +235,7 @@ w, phase, out, kind = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.arg
 with tarfile.open(out / f"{phase}.tar.xz", "w:xz") as tar:
     tar.add(w / phase, arcname=phase, filter=lambda t: None if t.name.endswith("requests.jsonl") else t)
 if kind == "engine":
-    sys.path.insert(0, "bench/gpu")
-    import slim_requests
+    from bench.gpu import slim_requests  # the repo root is this script's path: run.sh runs from it
     slim_requests.write(slim_requests.slim_rows(w / phase), out / f"{phase}-requests-slim.jsonl.xz")
     sys.exit(0)
 with tarfile.open(out / f"{phase}-requests.tar.xz", "w:xz") as tar:

@@ -1,12 +1,13 @@
 """Per-request rows small enough to bring back from the GPU machine, and where the slow first tokens waited.
 
-    python3 bench/gpu/slim_requests.py slim RUN_DIR OUT.jsonl.xz     # every requests.jsonl under RUN_DIR
-    python3 bench/gpu/slim_requests.py tail OUT.jsonl.xz [--slo-ms 500] [--top 0.01] [--summary RUN/summary.json]
+    python3 -m bench.gpu.slim_requests slim RUN_DIR OUT.jsonl.xz     # every requests.jsonl under RUN_DIR
+    python3 -m bench.gpu.slim_requests tail OUT.jsonl.xz [--slo-ms 500] [--top 0.01] [--summary RUN/summary.json]
 
 A c=256 run's requests.jsonl holds every chunk's arrival (256 per request) and is too big for the `device` tool's
 16 MiB per file; `slim` keeps one row per request: the client's TTFT and end, the largest gap between chunks, and
 lockgate's own split of the first token from its response headers (queue, engine-ttft, relay, the gateway's TTFT).
-`tail` prints, per (target, load), the client's TTFT percentiles and the mean split of the slowest requests (those
+`tail` prints, per (target, load), the client's TTFT percentiles (lockgate bench's own, so they match its
+summary of the measured window) and the mean split of the slowest requests (those
 over the SLO, or the slowest `--top` share) beside the rest's: whether slow first tokens waited in lockgate's queue,
 in the engine leg (the worker's call plus vLLM's own TTFT), in the relay, or before the gateway saw them.
 """
@@ -25,6 +26,9 @@ from typing import Any
 
 import msgspec
 
+from bench.gpu.tables import load as load_label  # run from the repo root: python3 -m bench.gpu.slim_requests
+from loadtest.stats import percentile
+
 SPLIT = ("queue", "engine-ttft", "relay", "ttft")
 """lockgate's x-lockgate-NAME-ms headers, in the order the first token passes them (ttft: the gateway's own)."""
 
@@ -34,7 +38,7 @@ class Slim(msgspec.Struct, kw_only=True, omit_defaults=True):
     target: str
     point: int
     load: str = ""
-    """The point's load as lockgate bench's summary.json beside the requests names it ("c=256", "rate=40")."""
+    """The point's load as the tables name it ("c=256", "40.0 req/s"), from the summary.json beside the requests."""
     round: int
     index: int
     measured: bool
@@ -50,14 +54,7 @@ def loads(summary: Path) -> dict[int, str]:
     """Point index -> its load, from lockgate bench's summary.json (the requests only carry the index)."""
     if not summary.is_file():
         return {}
-    out = {}
-    for point in msgspec.json.decode(summary.read_bytes()).get("points", []):
-        load = point.get("load") or {}
-        if load.get("concurrency") is not None:
-            out[point["point"]] = f"c={load['concurrency']}"
-        elif load.get("rate") is not None:
-            out[point["point"]] = f"rate={load['rate']:g}"
-    return out
+    return {p["point"]: load_label(p) for p in msgspec.json.decode(summary.read_bytes()).get("points", [])}
 
 
 def slim_rows(run_dir: Path) -> Iterator[Slim]:
@@ -106,11 +103,6 @@ def read(path: Path) -> list[Slim]:
         return [dec.decode(line) for line in fh if line.strip()]
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def tail_table(rows: list[Slim], slo_ms: float, top: float) -> list[str]:
     """Markdown: per (target, load), TTFT p50/p99 and the split of the slow requests against the others'."""
     groups: dict[tuple[str, str], list[Slim]] = defaultdict(list)
@@ -121,16 +113,16 @@ def tail_table(rows: list[Slim], slo_ms: float, top: float) -> list[str]:
            + " | ".join(f"slow / rest: {name}" for name in SPLIT) + " | slow / rest: before the gateway |",
            "|---|---|---:|---|---|---:|" + "---:|" * (len(SPLIT) + 1)]
     for (target, load), group in sorted(groups.items()):
-        ttfts = [r.ttft_ms for r in group if r.ttft_ms is not None]
+        ttfts = sorted(r.ttft_ms for r in group if r.ttft_ms is not None)
         over = [r for r in group if r.ttft_ms is not None and r.ttft_ms > slo_ms]
         rule = f"> {slo_ms:g} ms"
         if not over:  # none over the SLO: the slowest share says where the tail is
-            cut = _pct(ttfts, 1 - top)
+            cut = percentile(ttfts, (1 - top) * 100)
             over = [r for r in group if r.ttft_ms is not None and r.ttft_ms >= cut]
             rule = f"slowest {top:.0%}"
         slow_ids = {id(r) for r in over}
         rest = [r for r in group if id(r) not in slow_ids]
-        cells = [target, load, str(len(group)), f"{_pct(ttfts, 0.5):.1f} / {_pct(ttfts, 0.99):.1f}",
+        cells = [target, load, str(len(group)), f"{percentile(ttfts, 50):.1f} / {percentile(ttfts, 99):.1f}",
                  f"{rule}, {len(over)}", f"{_mean([r.ttft_ms for r in over]):.1f}"]
         for name in SPLIT:
             cells.append(_pair(over, rest, lambda r, n=name: r.split.get(n)))

@@ -554,7 +554,8 @@ def test_slim_requests_keeps_one_small_row_and_finds_where_the_slow_first_tokens
     # 98 requests with 50 ms of first token (8 ms in the queue), 2 with 600 ms, of which 500 ms in the queue.
     lines = [_record(i, 0.050, 8.0) for i in range(98)] + [_record(98 + i, 0.600, 508.0) for i in range(2)]
     (run / "requests.jsonl").write_bytes(b"\n".join(lines) + b"\n")
-    summary = {"points": [{"target": "lockgate-vllm", "point": 256, "load": {"concurrency": 256, "rate": None}}]}
+    summary = {"points": [{"target": "lockgate-vllm", "point": 256, "x_name": "concurrency", "x": 256.0,
+                           "load": {"concurrency": 256, "rate": None}}]}
     (run / "summary.json").write_text(json.dumps(summary))
     out = tmp_path / "slim.jsonl.xz"
     assert slim_requests.main(["slim", str(tmp_path / "engine"), str(out)]) == 0
