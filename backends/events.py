@@ -21,7 +21,8 @@ class Started(_Event, tag="started", frozen=True):
     """Wall-clock ns when the worker began the engine call (queue wait ends here)."""
 
 
-class Delta(_Event, tag="delta", frozen=True):
+class Delta(_Event, tag="delta", frozen=True, omit_defaults=True):
+    # omit_defaults: the engine-call fields below are set on a job's first delta only; the others cost no bytes.
     text: str
     tokens: int
     """Number of engine tokens this delta carries (chunks may carry several)."""
@@ -29,6 +30,12 @@ class Delta(_Event, tag="delta", frozen=True):
     """Choice index, for ``n`` > 1."""
     t_ns: int = 0
     """Wall-clock ns when the chunk arrived from the engine."""
+    head_ns: int = 0
+    """First delta of an HTTP engine call only: wall-clock ns when the engine's response head arrived (its API
+    server had taken the request, before its first token)."""
+    connect_ns: int = -1
+    """First delta of an HTTP engine call only: ns spent opening a new connection to the engine for this call (0:
+    it went out on a kept one; -1: not known, as with the ``httpx`` client, or no HTTP call)."""
 
 
 class Completed(_Event, tag="completed", frozen=True):

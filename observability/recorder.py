@@ -106,7 +106,10 @@ class RequestRecorder:
         ``engine-ttft``: from the job's start in the worker to the engine's first chunk reaching the worker (the
         worker -> engine call plus the engine's own TTFT). ``relay``: from there until the gateway had it (worker
         -> dispatch -> gateway). ``arrived`` is the gateway's perf_counter at that moment. Both compare wall
-        clocks of two processes: exact on one host, off by the clock skew across hosts.
+        clocks of two processes: exact on one host, off by the clock skew across hosts. Where the HTTP adapter
+        timed its call: ``engine-head``, the part of ``engine-ttft`` until the engine's response head (connection,
+        request, the engine's intake), and ``engine-connect``, the time spent opening a new connection for it (0:
+        a kept one).
         """
         if not first.t_ns or self.started_ns is None:
             return {}
@@ -114,7 +117,13 @@ class RequestRecorder:
         engine = max(0, first.t_ns - self.started_ns) / 1e6
         relay = max(0, arrived_ns - first.t_ns) / 1e6
         self.span.set_attributes({sc.ENGINE_TTFT: engine / 1000, sc.FIRST_RELAY: relay / 1000})
-        return {"engine-ttft": engine, "relay": relay}
+        path = {"engine-ttft": engine, "relay": relay}
+        if first.head_ns:
+            path["engine-head"] = max(0, first.head_ns - self.started_ns) / 1e6
+            self.span.set_attribute(sc.ENGINE_HEAD, path["engine-head"] / 1000)
+        if first.connect_ns >= 0:
+            path["engine-connect"] = first.connect_ns / 1e6
+        return path
 
     def chunk_sent(self, delta: Delta) -> None:
         """Called right after a token-carrying chunk was handed to the client connection."""

@@ -22,11 +22,17 @@ ATTEMPT = "lockgate.attempt"
 QUEUE_WAIT = "lockgate.queue_wait_s"
 ENGINE_TTFT = "lockgate.engine_ttft_s"
 FIRST_RELAY = "lockgate.first_token_relay_s"
+# From the job's start in the worker to the engine's response head (HTTP adapters): the engine's intake.
+ENGINE_HEAD = "lockgate.engine_head_s"
 # On an engine call's CLIENT span: whether its connection went back to the pool for the next request.
 CONNECTION_KEPT = "lockgate.engine.connection_kept"
 # On an engine call's CLIENT span, set only when true: the lean client sent the request a second time, on a new
 # connection, because the engine had closed the kept one it first went out on (before any byte of an answer).
 CONNECTION_RETRIED = "lockgate.engine.connection_retried"
+# On an engine call's CLIENT span (lean client): whether the request needed a new connection, and how long opening
+# it took (only when it did).
+CONNECTION_NEW = "lockgate.engine.connection_new"
+CONNECT_TIME = "lockgate.engine.connect_s"
 # On an engine call's CLIENT span: what sent the request, "httpx" or "lean" (the backend's HttpOptions.client).
 ENGINE_CLIENT = "lockgate.engine.client"
 # On an engine call's CLIENT span: whether the engine got a traceparent (the backend's trace_propagation).

@@ -23,7 +23,7 @@ import msgspec
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
-from backends.events import Completed, Event, Failed, Started
+from backends.events import Completed, Delta, Event, Failed, Started
 from backends.http.client import build_client, build_transport, engine_timeout
 from backends.http.errors import connection_failure, failure_from_response, failure_in_stream, stream_cut
 from backends.http.keepalive import drain
@@ -182,10 +182,17 @@ class HttpBackend:
                    "content-type": "application/json"}
         try:
             resp = await self._send(url, call.path, headers, msgspec.json.encode(call.body))
+            head_ns = time.time_ns()
+            connect_ns = -1
             try:
                 span.set_attribute("http.response.status_code", resp.status_code)
-                if isinstance(resp, LeanResponse) and resp.retried:
-                    span.set_attribute(sc.CONNECTION_RETRIED, True)
+                if isinstance(resp, LeanResponse):
+                    connect_ns = resp.connect_ns
+                    span.set_attribute(sc.CONNECTION_NEW, connect_ns > 0)
+                    if connect_ns:
+                        span.set_attribute(sc.CONNECT_TIME, connect_ns / 1e9)
+                    if resp.retried:
+                        span.set_attribute(sc.CONNECTION_RETRIED, True)
                 if resp.status_code != 200:
                     yield failure_from_response(resp.status_code, await resp.aread(),
                                                 prompt_param=call.prompt_param)
@@ -211,6 +218,10 @@ class HttpBackend:
                             return
                         for event in translator.feed(obj, sse.t_ns):
                             completed = isinstance(event, Completed)
+                            if head_ns and isinstance(event, Delta):
+                                # The first delta carries the call's own timing to the gateway's split.
+                                event = msgspec.structs.replace(event, head_ns=head_ns, connect_ns=connect_ns)
+                                head_ns = 0
                             yield event
                             if isinstance(event, Completed | Failed):
                                 return

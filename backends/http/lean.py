@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from urllib.parse import urlsplit
@@ -65,10 +66,13 @@ class LeanResponse:
     """The part of ``httpx.Response`` the stream loop uses: ``status_code``, ``aiter_bytes``, ``aread``,
     ``aclose``. Closing gives the connection back to the pool if its body was read to the end."""
 
-    def __init__(self, pool: LeanPool, conn: _Conn, head: Head, rest: bytes, *, retried: bool = False) -> None:
+    def __init__(self, pool: LeanPool, conn: _Conn, head: Head, rest: bytes, *, retried: bool = False,
+                 connect_ns: int = 0) -> None:
         self.status_code = head.status
         self.retried = retried
         """Sent a second time, on a new connection: the kept one it went out on first was closed by the engine."""
+        self.connect_ns = connect_ns
+        """Time spent opening a new connection for this request (0: it went out on a kept one)."""
         self._pool = pool
         self._conn = conn
         self._head = head
@@ -137,11 +141,14 @@ class LeanPool:
         request = _render(self._prefix + path, self._host_header, headers, body)
         await self._take_slot()
         try:
+            connect_ns = 0
             for attempt in range(2):
                 # The second try takes a new connection: the kept ones may all be closed (an engine restart).
                 conn, kept = self._checkout() if attempt == 0 else (None, False)
                 if conn is None:
+                    t0 = time.perf_counter_ns()
                     conn = await self._connect()
+                    connect_ns += time.perf_counter_ns() - t0
                 try:
                     await conn.send(request, self.options.write_timeout_s)
                     head, rest = await self._read_head(conn)
@@ -154,7 +161,7 @@ class LeanPool:
                 except BaseException:
                     conn.close()
                     raise
-                return LeanResponse(self, conn, head, rest, retried=attempt > 0)
+                return LeanResponse(self, conn, head, rest, retried=attempt > 0, connect_ns=connect_ns)
             raise AssertionError("unreachable")  # pragma: no cover
         except BaseException:
             self._slots.release()

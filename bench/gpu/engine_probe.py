@@ -1,7 +1,8 @@
 """Snapshots taken right before and after each (target, point, round) run of the engine phase.
 
 A snapshot holds: vLLM's Prometheus /metrics (every `vllm:` counter, histogram `_sum`/`_count` and gauge, summed
-over label sets; buckets left out), every bake-off process's CPU time, time spent runnable but waiting for a CPU
+over label sets; buckets left out but those of the tokens per engine step, `STEP_BUCKET|le=N`), every bake-off
+process's CPU time, time spent runnable but waiting for a CPU
 (`run_delay` from /proc/PID/task/TID/schedstat) and involuntary context switches, summed per role (pin.roles) and
 kept per thread for the busiest, /proc/stat's per-CPU counters (busy, steal), and the host's count of TCP
 connections opened (/proc/net/snmp `ActiveOpens`: the bench client's to its target, and a lockgate target's to
@@ -23,9 +24,14 @@ from typing import Any
 
 from bench.gpu import pin  # run from the repo root: python3 -m bench.gpu.engine_bench
 
+STEP_BUCKET = "vllm:iteration_tokens_total_bucket"
+"""Engine steps by the tokens they ran (cumulative, `le` labels): how the engine split its running requests into
+steps, which the mean tokens per step does not show."""
+
 
 def parse_metrics(text: str) -> dict[str, float]:
-    """`vllm:` series -> value, label sets summed (one engine, one model here); buckets and `_created` skipped."""
+    """`vllm:` series -> value, label sets summed (one engine, one model here); `_created` and the buckets skipped,
+    but STEP_BUCKET's, kept per bound as `STEP_BUCKET|le=N`."""
     out: dict[str, float] = {}
     for line in text.splitlines():
         if not line.startswith("vllm:"):
@@ -35,7 +41,10 @@ def parse_metrics(text: str) -> dict[str, float]:
         else:
             series, _, rest = line.partition(" ")
         name = series.split("{", 1)[0].strip()
-        if name.endswith(("_bucket", "_created")):
+        if name == STEP_BUCKET:
+            le = series.partition('le="')[2].partition('"')[0]
+            name = f"{STEP_BUCKET}|le={le}"
+        elif name.endswith(("_bucket", "_created")):
             continue
         try:
             value = float(rest.split()[0])
@@ -195,9 +204,10 @@ def client_figures(records: list[Any]) -> dict[str, Any]:
 def phase_row(before: dict[str, Any], after: dict[str, Any], records: list[Any]) -> dict[str, Any]:
     wall = max(after["t"] - before["t"], 1e-9)
     eb, ea = before["engine"], after["engine"]
+    counters = ("_sum", "_count", "_total")
     engine = {k: v - eb.get(k, 0.0) for k, v in ea.items()
-              if k.endswith(("_sum", "_count", "_total")) and v != eb.get(k, 0.0)}
-    gauges = {k: v for k, v in ea.items() if not k.endswith(("_sum", "_count", "_total"))}
+              if (k.endswith(counters) or k.startswith(STEP_BUCKET)) and v != eb.get(k, 0.0)}
+    gauges = {k: v for k, v in ea.items() if not k.endswith(counters) and not k.startswith(STEP_BUCKET)}
     return {"t_before": before["t"], "wall_s": wall, "engine": engine, "engine_gauges_after": gauges,
             "roles": _roles(before["procs"], after["procs"], wall), "cpus": _cpus(before["cpus"], after["cpus"]),
             "client_cpu": (after["client_cpu"] - before["client_cpu"]) / wall,

@@ -30,6 +30,9 @@ HIST = {"ttft": "vllm:time_to_first_token_seconds", "itl": "vllm:inter_token_lat
         "queue": "vllm:request_queue_time_seconds", "prefill": "vllm:request_prefill_time_seconds",
         "decode": "vllm:request_decode_time_seconds", "step": "vllm:iteration_tokens_total"}
 GEN = "vllm:generation_tokens_total"
+STEP_BUCKET = "vllm:iteration_tokens_total_bucket"  # as engine_probe.py keeps it: STEP_BUCKET|le=N, per run
+STEP_BANDS = (8, 16, 32, 128)
+"""Engine steps by tokens: <= 8, 9-16, 17-32, 33-128, more (bounds of vLLM's own buckets)."""
 
 
 def parse_cpulist(text: str) -> list[int]:
@@ -76,6 +79,30 @@ def pooled(runs: list[dict[str, Any]], pin: dict[str, Any]) -> dict[str, Any]:
                 vals.append((sum(sel) / len(sel), r["wall_s"]))
         return sum(v * w for v, w in vals) / wall if vals else None
 
+    def step_mix() -> str | None:
+        """Shares of the engine's steps by the tokens they ran (STEP_BANDS), as "a/b/c/d/e" percent."""
+        total = eng(f"{STEP_BUCKET}|le=+Inf")
+        if not total:
+            return None
+        below = [eng(f"{STEP_BUCKET}|le={float(b)}") for b in STEP_BANDS] + [total]
+        bands = zip([0.0, *below[:-1]], below, strict=True)
+        return "/".join(f"{(hi - lo) / total:.0%}".rstrip("%") for lo, hi in bands)
+
+    def api_each() -> str | None:
+        """Each API-server process's main thread, busiest first (cores): how evenly the connections spread."""
+        per_run = []
+        for r in runs:
+            threads = r["roles"].get("vllm-api", {}).get("threads", [])
+            mains = sorted((t["cpu"] for t in threads if "APIServer" in t["thread"]
+                            and (ids := t["thread"].rsplit(" ", 1)[-1].split("/"))[0] == ids[-1]), reverse=True)
+            if mains:
+                per_run.append((mains, r["wall_s"]))
+        width = max((len(m) for m, _ in per_run), default=0)
+        if width < 2:
+            return None
+        return " / ".join(f"{sum((m[i] if i < len(m) else 0.0) * w for m, w in per_run) / wall:.2f}"
+                          for i in range(width))
+
     steps = eng(HIST["step"] + "_count")
     vllm_set = parse_cpulist(str(pin["vllm_cpus"])) if pin.get("mode") == "pinned" else None
     rest_set = parse_cpulist(str(pin["rest_cpus"])) if pin.get("mode") == "pinned" else None
@@ -92,6 +119,8 @@ def pooled(runs: list[dict[str, Any]], pin: dict[str, Any]) -> dict[str, Any]:
         "vllm_batch": eng(GEN) / steps if steps else None,
         "vllm_tokens_per_step": hist("step"),
         "vllm_steps_s": steps / span if steps else None,
+        "vllm_step_mix": step_mix(),
+        "api_each": api_each(),
         "in_vllm": e2e * eng(HIST["e2e"] + "_count") / span if e2e is not None else None,
         "client_conc": (client("e2e") or 0.0) * ok / span,
         "cpu_api": role("vllm-api"), "cpu_api_max_thread": busiest("vllm-api"), "wait_api": role("vllm-api", "delay"),
@@ -157,8 +186,8 @@ def load(g: dict[str, Any]) -> str:
 def render(gs: list[dict[str, Any]], baseline: str | None) -> str:
     out = ["| condition | load | target | runs | ok | output tok/s client / vLLM | TTFT client / vLLM | "
            "TPOT client / vLLM | ITL client / vLLM | E2E client / vLLM | vLLM queue | batch | steps/s | "
-           "in flight client / in vLLM |",
-           "|---|---|---|---:|---:|---|---|---|---|---|---:|---:|---:|---|"]
+           "in flight client / in vLLM | steps by tokens, % (<=8/16/32/128/more) |",
+           "|---|---|---|---:|---:|---|---|---|---|---|---:|---:|---:|---|---|"]
     for g in gs:
         out.append(
             f"| {g['condition']} | {load(g)} | {g['target']} | {g['runs']} | {g['ok']} "
@@ -168,16 +197,18 @@ def render(gs: list[dict[str, Any]], baseline: str | None) -> str:
             f"| {f(g['client_itl'], 1e3, '.2f')} / {f(g['vllm_itl'], 1e3, '.2f')} "
             f"| {f(g['client_e2e'], 1e3, '.0f')} / {f(g['vllm_e2e'], 1e3, '.0f')} | {f(g['vllm_queue'], 1e3)} "
             f"| {f(g['vllm_batch'])} | {f(g['vllm_steps_s'], 1, '.0f')} "
-            f"| {f(g['client_conc'])} / {f(g['in_vllm'])} |")
-    out += ["", "| condition | load | target | vLLM API server: cores (busiest thread) / wait | engine core: cores "
+            f"| {f(g['client_conc'])} / {f(g['in_vllm'])} | {g['vllm_step_mix'] or '-'} |")
+    out += ["", "| condition | load | target | vLLM API server: cores (busiest thread) / wait "
+            "| API servers each (main thread) | engine core: cores "
             "(busiest thread) / wait | gateways: cores / wait | engine workers: cores / wait | Redis "
             "| embedded (gateway + worker): cores / wait | client | CPUs busy: all / vLLM's / rest | steal "
             "| TCP connections opened per run |",
-            "|---|---|---|---|---|---|---|---:|---|---:|---|---:|---:|"]
+            "|---|---|---|---|---|---|---|---|---:|---|---:|---|---:|---:|"]
     for g in gs:
         out.append(
             f"| {g['condition']} | {load(g)} | {g['target']} "
             f"| {f(g['cpu_api'], 1, '.2f')} ({f(g['cpu_api_max_thread'], 1, '.2f')}) / {f(g['wait_api'], 1, '.2f')} "
+            f"| {g['api_each'] or '-'} "
             f"| {f(g['cpu_engine'], 1, '.2f')} ({f(g['cpu_engine_max_thread'], 1, '.2f')}) "
             f"/ {f(g['wait_engine'], 1, '.2f')} "
             f"| {f(g['cpu_gateways'], 1, '.2f')} / {f(g['wait_gateways'], 1, '.2f')} "

@@ -67,7 +67,7 @@ start_embedded() {  # COUNT: `lockgate serve` processes with the embedded dispat
 }
 
 # Every vLLM backend of lockgate-gpu.toml: what run.sh stops before it starts other workers or another engine.
-VLLM_BACKENDS=(vllm-a vllm-nocu vllm-cu vllm-notp vllm-anyio vllm-httpx)
+VLLM_BACKENDS=(vllm-a vllm-nocu vllm-cu vllm-notp vllm-anyio vllm-httpx vllm-cap)
 
 model_of() {  # BACKEND: the model lockgate-gpu.toml routes to it (vllm-a -> qwen-vllm, vllm-notp -> qwen-vllm-notp)
   case $1 in vllm-a) echo qwen-vllm ;; sglang-a) echo qwen-sglang ;; hf-a) echo qwen-hf ;; *) echo "qwen-$1" ;; esac

@@ -29,8 +29,9 @@ import msgspec
 from bench.gpu.tables import load as load_label  # run from the repo root: python3 -m bench.gpu.slim_requests
 from loadtest.stats import percentile
 
-SPLIT = ("queue", "engine-ttft", "relay", "ttft")
-"""lockgate's x-lockgate-NAME-ms headers, in the order the first token passes them (ttft: the gateway's own)."""
+SPLIT = ("queue", "engine-connect", "engine-head", "engine-ttft", "relay", "ttft")
+"""lockgate's x-lockgate-NAME-ms headers, in the order the first token passes them (ttft: the gateway's own;
+engine-connect and engine-head are parts of engine-ttft, sent by the HTTP adapters' lean client)."""
 
 
 class Slim(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -110,8 +111,9 @@ def tail_table(rows: list[Slim], slo_ms: float, top: float) -> list[str]:
         if row.measured and row.outcome == "ok" and row.ttft_ms is not None:
             groups[(row.target, row.load or f"point {row.point}")].append(row)
     out = ["| target | load | n | TTFT p50 / p99 | slow: rule, n | slow: client TTFT | "
-           + " | ".join(f"slow / rest: {name}" for name in SPLIT) + " | slow / rest: before the gateway |",
-           "|---|---|---:|---|---|---:|" + "---:|" * (len(SPLIT) + 1)]
+           + " | ".join(f"slow / rest: {name}" for name in SPLIT)
+           + " | slow / rest: before the gateway | slow / rest: on a new engine connection |",
+           "|---|---|---:|---|---|---:|" + "---:|" * (len(SPLIT) + 2)]
     for (target, load), group in sorted(groups.items()):
         ttfts = sorted(r.ttft_ms for r in group if r.ttft_ms is not None)
         over = [r for r in group if r.ttft_ms is not None and r.ttft_ms > slo_ms]
@@ -127,6 +129,7 @@ def tail_table(rows: list[Slim], slo_ms: float, top: float) -> list[str]:
         for name in SPLIT:
             cells.append(_pair(over, rest, lambda r, n=name: r.split.get(n)))
         cells.append(_pair(over, rest, _before_gateway))
+        cells.append(f"{_new_share(over)} / {_new_share(rest)}")
         out.append("| " + " | ".join(cells) + " |")
     return out
 
@@ -135,6 +138,12 @@ def _before_gateway(row: Slim) -> float | None:
     """Client TTFT less the gateway's: the client's and the gateway's intake, and the last hop to the client."""
     gateway = row.split.get("ttft")
     return None if gateway is None or row.ttft_ms is None else row.ttft_ms - gateway
+
+
+def _new_share(rows: list[Slim]) -> str:
+    """The share of ``rows`` whose engine call opened a connection, of those that say (the lean client's)."""
+    told = [r.split["engine-connect"] for r in rows if "engine-connect" in r.split]
+    return f"{sum(v > 0 for v in told) / len(told):.0%}" if told else "-"
 
 
 def _mean(values: Iterable[float | None]) -> float:

@@ -85,6 +85,10 @@ options = {{ url = "http://127.0.0.1:{engine_port}", model = "sim", poll_interva
                 headers={"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"})
             assert resp.status_code == 200, resp.text
             assert resp.headers["x-lockgate-trace-id"] == CLIENT_TRACE
+            head, engine_ttft, connect = (float(resp.headers[f"x-lockgate-engine-{k}-ms"])
+                                          for k in ("head", "ttft", "connect"))
+            # The worker's engine call, split: the engine's head comes before its first token.
+            assert 0 <= connect <= head <= engine_ttft
             spans = otlp.wait_for(lambda s: {x.kind for x in s if x.trace_id == CLIENT_TRACE} >= set(KIND.values()))
         finally:
             for p in reversed(procs):
@@ -104,6 +108,8 @@ options = {{ url = "http://127.0.0.1:{engine_port}", model = "sim", poll_interva
     assert server.attributes["gen_ai.usage.output_tokens"] == 5
     assert server.events == ["first_token", "finish"]
     assert client.attributes["server.port"] == engine_port
+    assert client.attributes["lockgate.engine.connection_new"] is (connect > 0)
+    assert server.attributes["lockgate.engine_head_s"] == pytest.approx(head / 1000, abs=1e-5)
     assert client.attributes["gen_ai.provider.name"] == "vllm"
     # The engine received the CLIENT span's context in `traceparent`.
     seen = [json.loads(line) for line in request_log.read_text().splitlines()]

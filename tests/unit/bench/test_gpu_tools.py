@@ -182,6 +182,53 @@ def test_engine_probe_counts_the_tcp_connections_the_host_opened_during_a_run(tm
     assert all(line.endswith("| - |") for line in cpu_rows if "| vllm-direct |" in line)  # files from before
 
 
+def test_engine_probe_keeps_the_step_size_buckets_and_the_table_shows_them_with_each_api_server(
+        tmp_path: Path) -> None:
+    # The eleventh lease's c=32 question: how vLLM split its running requests into steps for each target, and how
+    # evenly each target's connections spread over vLLM's API servers.
+    from bench.gpu import engine_probe, engine_table
+
+    def metrics(counts: list[int], steps_sum: float) -> str:
+        bounds = ["1.0", "8.0", "16.0", "32.0", "64.0", "128.0", "+Inf"]
+        lines = [f'vllm:iteration_tokens_total_bucket{{engine="0",le="{b}",model_name="m"}} {c}'
+                 for b, c in zip(bounds, counts, strict=True)]
+        lines += [f'vllm:iteration_tokens_total_sum{{engine="0",model_name="m"}} {steps_sum}',
+                  f'vllm:iteration_tokens_total_count{{engine="0",model_name="m"}} {counts[-1]}',
+                  'vllm:request_queue_time_seconds_bucket{le="0.5"} 3']
+        return "\n".join(lines) + "\n"
+
+    before = engine_probe.parse_metrics(metrics([0, 10, 10, 20, 20, 20, 20], 300))
+    after = engine_probe.parse_metrics(metrics([0, 60, 70, 120, 121, 121, 121], 2000))
+    assert before["vllm:iteration_tokens_total_bucket|le=8.0"] == 10
+    assert not any("request_queue_time_seconds_bucket" in k for k in after)  # only the step sizes' buckets
+    snap = {"t": 0.0, "procs": {}, "cpus": [], "client_cpu": 0.0, "tcp_opens": 0}
+    row = engine_probe.phase_row({**snap, "engine": before}, {**snap, "t": 1.0, "engine": after}, [])
+    assert row["engine"]["vllm:iteration_tokens_total_bucket|le=8.0"] == 50
+    assert not any(k.startswith("vllm:iteration_tokens_total_bucket") for k in row["engine_gauges_after"])
+
+    measured = ROOT / "docs/gpu-bakeoff/cpu-pinning/engine-pinned-1-engine.json"
+    data = json.loads(measured.read_text())
+    for run in data["runs"]:
+        if run["target"] == "vllm-direct":
+            run["engine"].update({k: v for k, v in row["engine"].items() if "bucket" in k})
+            run["roles"]["vllm-api"]["threads"] = [
+                {"thread": "VLLM::APIServer 889/889", "cpu": 0.6, "delay": 0.0},
+                {"thread": "VLLM::APIServer 889/2427", "cpu": 0.9, "delay": 0.0},  # a helper thread: not a server
+                {"thread": "VLLM::APIServer 890/890", "cpu": 0.2, "delay": 0.0}]
+    path = tmp_path / "engine.json"
+    path.write_text(json.dumps(data))
+    gs = engine_table.groups([path])
+    direct = [g for g in gs if g["target"] == "vllm-direct"]
+    # 101 steps: 50 of <= 8 tokens, 10 of 9-16, 40 of 17-32, 1 of 33-128, none larger.
+    assert {g["vllm_step_mix"] for g in direct} == {"50/10/40/1/0"}
+    assert {g["api_each"] for g in direct} == {"0.60 / 0.20"}
+    lockgate = [g for g in gs if g["target"] == "lockgate-vllm"]
+    assert {g["vllm_step_mix"] for g in lockgate} == {None}  # runs recorded before the buckets were kept
+    table = engine_table.render(gs, "vllm-direct")
+    assert "| 50/10/40/1/0 |" in table
+    assert "| 0.60 / 0.20 |" in table
+
+
 def test_engine_table_pairs_each_round_with_the_baselines_same_round(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from bench.gpu import engine_table
@@ -530,7 +577,8 @@ def test_repack_leaves_small_wheels_as_they_are(tmp_path: Path) -> None:
     assert out.stdout == ""
 
 
-def _record(index: int, ttft: float, queue_ms: float, *, target: str = "lockgate-vllm") -> bytes:
+def _record(index: int, ttft: float, queue_ms: float, *, target: str = "lockgate-vllm",
+            connect_ms: float = 0.0) -> bytes:
     from loadtest.record import RequestRecord
 
     t_send = 100.0 + index
@@ -538,7 +586,8 @@ def _record(index: int, ttft: float, queue_ms: float, *, target: str = "lockgate
     offsets[-1] += 0.2  # one long stall near the end: max_gap_ms must find it
     headers = {"x-lockgate-queue-ms": f"{queue_ms:.2f}", "x-lockgate-engine-ttft-ms": "40.00",
                "x-lockgate-relay-ms": "2.00", "x-lockgate-ttft-ms": f"{queue_ms + 42:.2f}",
-               "x-lockgate-backend": "vllm-a"}
+               "x-lockgate-engine-connect-ms": f"{connect_ms:.2f}",
+               "x-lockgate-engine-head-ms": f"{5 + connect_ms:.2f}", "x-lockgate-backend": "vllm-a"}
     rec = RequestRecord(target=target, point=256, round=0, index=index, prompt_id=f"p{index}", t_sched=t_send,
                         t_send=t_send, t_first=t_send + ttft, t_last=t_send + offsets[-1],
                         t_end=t_send + offsets[-1] + 0.001, chunk_offsets=offsets, chunk_tokens=[1] * 256,
@@ -552,7 +601,8 @@ def test_slim_requests_keeps_one_small_row_and_finds_where_the_slow_first_tokens
     run = tmp_path / "engine" / "c256-r0"
     run.mkdir(parents=True)
     # 98 requests with 50 ms of first token (8 ms in the queue), 2 with 600 ms, of which 500 ms in the queue.
-    lines = [_record(i, 0.050, 8.0) for i in range(98)] + [_record(98 + i, 0.600, 508.0) for i in range(2)]
+    lines = [_record(i, 0.050, 8.0) for i in range(98)] + \
+        [_record(98 + i, 0.600, 508.0, connect_ms=3.0) for i in range(2)]
     (run / "requests.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     summary = {"points": [{"target": "lockgate-vllm", "point": 256, "x_name": "concurrency", "x": 256.0,
                            "load": {"concurrency": 256, "rate": None}}]}
@@ -566,7 +616,8 @@ def test_slim_requests_keeps_one_small_row_and_finds_where_the_slow_first_tokens
     assert first.run == "c256-r0"
     assert first.ttft_ms == pytest.approx(50.0)
     assert first.max_gap_ms == pytest.approx(205.0)
-    assert first.split == {"queue": 8.0, "engine-ttft": 40.0, "relay": 2.0, "ttft": 50.0}
+    assert first.split == {"queue": 8.0, "engine-connect": 0.0, "engine-head": 5.0, "engine-ttft": 40.0,
+                           "relay": 2.0, "ttft": 50.0}
     table = slim_requests.tail_table(rows, slo_ms=500, top=0.01)
     row = next(line for line in table if line.startswith("| lockgate-vllm"))
     cells = [c.strip() for c in row.strip("|").split("|")]
@@ -574,7 +625,10 @@ def test_slim_requests_keeps_one_small_row_and_finds_where_the_slow_first_tokens
     assert cells[3] == "50.0 / 600.0"  # p50 / p99 of client TTFT
     assert cells[4] == "> 500 ms, 2"
     assert cells[6] == "508.0 / 8.0"  # the queue holds the slow ones' wait
-    assert cells[7] == "40.0 / 40.0"  # the engine leg does not
+    assert cells[7] == "3.0 / 0.0"  # connecting: the slow ones opened a connection each, the others kept one
+    assert cells[8] == "8.0 / 5.0"  # the engine's head
+    assert cells[9] == "40.0 / 40.0"  # the engine leg does not hold the wait
+    assert cells[-1] == "100% / 0%"  # on a new engine connection
     # No request over the SLO: the slowest share is called slow instead.
     for r in rows:  # rows slimmed without a summary.json: named by index, or by `tail --summary`
         r.load = ""

@@ -44,6 +44,9 @@ def test_request_spans_and_latency_metrics() -> None:
         assert 30 <= engine_ttft < 200  # the simulator's TTFT, as the worker saw it
         assert 0 <= relay < 50
         assert engine_ttft + relay <= float(resp.headers["x-lockgate-ttft-ms"]) + 1
+        # An in-process engine has no HTTP call to split further.
+        assert "x-lockgate-engine-head-ms" not in resp.headers
+        assert "x-lockgate-engine-connect-ms" not in resp.headers
         assert server.wait_for(lambda: len(spans.get_finished_spans()) >= 3)
     by_kind = {s.kind: s for s in spans.get_finished_spans()}
     server_span, producer, consumer = by_kind[SpanKind.SERVER], by_kind[SpanKind.PRODUCER], by_kind[SpanKind.CONSUMER]

@@ -201,16 +201,28 @@ def test_kept_connections_are_reused_and_a_stale_one_is_replaced(run: Run) -> No
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         backend.use_tracer(provider.get_tracer("t"))
+        firsts: list[Delta] = []
         try:
             for i in range(5):
                 events = await generate(backend, i)
                 assert isinstance(events[-1], Completed), events[-1]
+                deltas = [e for e in events if isinstance(e, Delta)]
+                firsts.append(deltas[0])
+                assert isinstance(events[0], Started)
+                # The call's timing rides on the first delta only: head after the start, before the chunk.
+                assert events[0].t_ns <= deltas[0].head_ns <= deltas[0].t_ns
+                assert all(d.head_ns == 0 and d.connect_ns == -1 for d in deltas[1:])
         finally:
             await backend.close()
             server.close()
-        retried = [dict(s.attributes or {}).get("lockgate.engine.connection_retried", False)
-                   for s in exporter.get_finished_spans()]
+        spans = [dict(s.attributes or {}) for s in exporter.get_finished_spans()]
+        retried = [a.get("lockgate.engine.connection_retried", False) for a in spans]
         assert retried == [False, False, True, False, True]
+        # A new connection for the first request and for each retried one; the kept one otherwise.
+        assert [a["lockgate.engine.connection_new"] for a in spans] == [True, False, True, False, True]
+        assert [d.connect_ns > 0 for d in firsts] == [True, False, True, False, True]
+        assert [d.connect_ns for d in firsts][1::2] == [0, 0]
+        assert [a.get("lockgate.engine.connect_s", 0) > 0 for a in spans] == [True, False, True, False, True]
         assert answered == 5
         assert connections == 3  # 1-2 on the first, the 3rd retried on a second (which then took the 4th) ...
         assert backend._lean is not None
