@@ -4,8 +4,9 @@
     python3 -m bench.gpu.slim_requests tail OUT.jsonl.xz [--slo-ms 500] [--top 0.01] [--summary RUN/summary.json]
 
 A c=256 run's requests.jsonl holds every chunk's arrival (256 per request) and is too big for the `device` tool's
-16 MiB per file; `slim` keeps one row per request: the client's TTFT and end, the largest gap between chunks, and
-lockgate's own split of the first token from its response headers (queue, engine-ttft, relay, the gateway's TTFT).
+16 MiB per file; `slim` keeps one row per request: its send time, the client's TTFT and end, the largest gap
+between chunks, and lockgate's own split of the first token from its response headers (queue, the engine call's
+connect, head and first chunk, relay, the gateway's TTFT).
 `tail` prints, per (target, load), the client's TTFT percentiles (lockgate bench's own, so they match its
 summary of the measured window) and the mean split of the slowest requests (those
 over the SLO, or the slowest `--top` share) beside the rest's: whether slow first tokens waited in lockgate's queue,
@@ -49,6 +50,8 @@ class Slim(msgspec.Struct, kw_only=True, omit_defaults=True):
     n_out: int | None = None
     max_gap_ms: float | None = None
     split: dict[str, float] = {}
+    send_s: float | None = None
+    """When the client sent it, on the run's clock (seconds): how arrivals bunch (a closed loop's waves)."""
 
 
 def loads(summary: Path) -> dict[int, str]:
@@ -85,7 +88,7 @@ def _slim(run: str, r: dict[str, Any]) -> Slim:
                 measured=r.get("measured", True), outcome=r.get("outcome", "error"),
                 ttft_ms=None if r.get("t_first") is None else (r["t_first"] - send) * 1000,
                 e2e_ms=(r["t_end"] - send) * 1000, n_out=r.get("n_out"),
-                max_gap_ms=max(gaps) * 1000 if gaps else None, split=split)
+                max_gap_ms=max(gaps) * 1000 if gaps else None, split=split, send_s=send)
 
 
 def write(rows: Iterable[Slim], out: Path) -> int:

@@ -116,10 +116,14 @@ def _exported_sample_names() -> set[str]:
                                   "good": {"ttft_ms": 2, "tpot_ms": 1}},
                         routing={"health_interval_s": 0.05, "eject_after": 1000})
     with LiveServer(config) as server:
-        for i in range(6):
+        # The router picks either backend first, so a retry (the "bad" one first) is likely in 6 requests, not
+        # certain (one CI run in many had none): send more until one was counted.
+        for i in range(120):
             httpx.post(server.url + "/v1/chat/completions", json={
                 "model": "sim-small", "messages": [{"role": "user", "content": f"d{i}"}], "max_tokens": 4,
                 "stream": True})
+            if i >= 5 and "lockgate_routing_retries_total{" in httpx.get(server.url + "/metrics").text:
+                break
         server.wait_for(lambda: bool(server.runtime.status), timeout=2)
         text = httpx.get(server.url + "/metrics").text
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}

@@ -616,6 +616,7 @@ def test_slim_requests_keeps_one_small_row_and_finds_where_the_slow_first_tokens
     assert first.run == "c256-r0"
     assert first.ttft_ms == pytest.approx(50.0)
     assert first.max_gap_ms == pytest.approx(205.0)
+    assert [r.send_s for r in rows[:3]] == [100.0, 101.0, 102.0]  # the run clock's send times, for arrival patterns
     assert first.split == {"queue": 8.0, "engine-connect": 0.0, "engine-head": 5.0, "engine-ttft": 40.0,
                            "relay": 2.0, "ttft": 50.0}
     table = slim_requests.tail_table(rows, slo_ms=500, top=0.01)
