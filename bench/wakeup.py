@@ -6,10 +6,12 @@ that was sleeping in epoll. On some VMs that wake-up costs far more than the wor
 - ``pipe``: a round trip between two processes over a socketpair (one byte each way, blocking reads): the
   operating system's and hypervisor's floor, no Python event loop and no Redis;
 - ``redis``: ``PING`` from an asyncio (uvloop) redis-py client, as lockgate's processes talk to Redis;
+- ``hop``: one dispatch hop without lockgate's code: this process ``LPUSH``es its clock, another asyncio (uvloop)
+  process idle in ``BLPOP`` on that list wakes and reads it (one way: push -> Redis -> the idle reader);
 
 each after an idle gap of 0, 1, 10 and 50 ms. Run: ``.venv/bin/python bench/wakeup.py [--redis URL]``.
 
-``--cpus A,B`` puts the two ends on those CPUs (on the GPU machine: two of lockgate's pinned vCPUs);
+``--cpus A,B`` puts the two ends on those CPUs (pipe and hop; on the GPU machine: two of lockgate's pinned vCPUs);
 ``--pipe-only`` needs nothing but the standard library (the GPU machine before its wheels are installed);
 ``--dma-latency-us N`` holds ``/dev/cpu_dma_latency`` at N µs while it measures (root; 0 keeps idle CPUs out of
 their deeper idle states, as tuned's latency-performance profile does), so one run shows what idle states cost.
@@ -97,6 +99,74 @@ async def redis_round_trips(url: str, gap_s: float, n: int) -> list[float]:
         await client.aclose()
 
 
+def redis_hops(url: str, gap_s: float, n: int, cpus: tuple[int, int] | None = None) -> list[float]:
+    """One-way push -> Redis -> idle reader latencies (seconds), the reader a forked uvloop process (on
+    ``cpus[1]``, the pusher on ``cpus[0]``, when given)."""
+    import redis
+
+    key = f"lockgate:wakeup:{os.getpid()}:{time.monotonic_ns()}"
+    ours, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:  # the reader: idle in BLPOP between pushes, as a worker waits for its bell
+        ours.close()
+        if cpus:
+            os.sched_setaffinity(0, {cpus[1]})
+        code = 0
+        try:
+            import uvloop
+
+            got = uvloop.run(_read_hops(url, key, n, theirs))
+            theirs.sendall(struct.pack(f"{len(got)}d", *got))
+        except BaseException:  # a forked child must never return into the parent's code
+            code = 1
+        finally:
+            theirs.close()
+            os._exit(code)
+    theirs.close()
+    allowed = os.sched_getaffinity(0)
+    if cpus:
+        os.sched_setaffinity(0, {cpus[0]})
+    client = redis.Redis.from_url(url)
+    try:
+        if ours.recv(1) != b"r":  # the reader is connected and about to block in its first BLPOP
+            raise RuntimeError("the hop reader did not start (is Redis reachable?)")
+        for _ in range(n):
+            if gap_s:
+                time.sleep(gap_s)
+            client.lpush(key, time.time_ns())
+            if ours.recv(1) != b"k":  # the reader has it: the next push finds it idle again
+                raise RuntimeError("the hop reader stopped")
+        data = b""
+        while len(data) < 8 * n and (chunk := ours.recv(65536)):
+            data += chunk
+        return list(struct.unpack(f"{len(data) // 8}d", data))
+    finally:
+        ours.close()
+        os.waitpid(pid, 0)
+        client.delete(key)
+        client.close()
+        os.sched_setaffinity(0, allowed)
+
+
+async def _read_hops(url: str, key: str, n: int, parent: socket.socket) -> list[float]:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url)
+    out = []
+    try:
+        await client.ping()
+        parent.sendall(b"r")
+        for _ in range(n):
+            reply = await client.blpop([key], timeout=10)
+            if reply is None:
+                break
+            out.append((time.time_ns() - int(reply[1])) / 1e9)
+            parent.sendall(b"k")
+        return out
+    finally:
+        await client.aclose()
+
+
 def summary(samples: list[float]) -> str:
     us = sorted(s * 1e6 for s in samples)
     return (f"p50 {statistics.median(us):7.0f} µs   p90 {us[int(len(us) * 0.9)]:7.0f} µs   "
@@ -129,6 +199,8 @@ def main() -> None:
         for gap in GAPS_S:
             rtts = uvloop.run(redis_round_trips(args.redis, gap, args.n))
             print(f"redis  gap {gap * 1000:4.0f} ms: {summary(rtts)}")
+        for gap in GAPS_S:
+            print(f"hop    gap {gap * 1000:4.0f} ms: {summary(redis_hops(args.redis, gap, args.n, cpus))}")
 
 
 if __name__ == "__main__":
