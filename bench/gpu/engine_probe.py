@@ -201,13 +201,17 @@ def client_figures(records: list[Any]) -> dict[str, Any]:
     }
 
 
+def _counted(series: str) -> bool:
+    """A series that only grows (counters, histogram sums, counts and the kept buckets): a run's figure is its
+    difference; the others are gauges, read after the run."""
+    return series.endswith(("_sum", "_count", "_total")) or series.startswith(STEP_BUCKET)
+
+
 def phase_row(before: dict[str, Any], after: dict[str, Any], records: list[Any]) -> dict[str, Any]:
     wall = max(after["t"] - before["t"], 1e-9)
     eb, ea = before["engine"], after["engine"]
-    counters = ("_sum", "_count", "_total")
-    engine = {k: v - eb.get(k, 0.0) for k, v in ea.items()
-              if (k.endswith(counters) or k.startswith(STEP_BUCKET)) and v != eb.get(k, 0.0)}
-    gauges = {k: v for k, v in ea.items() if not k.endswith(counters) and not k.startswith(STEP_BUCKET)}
+    engine = {k: v - eb.get(k, 0.0) for k, v in ea.items() if _counted(k) and v != eb.get(k, 0.0)}
+    gauges = {k: v for k, v in ea.items() if not _counted(k)}
     return {"t_before": before["t"], "wall_s": wall, "engine": engine, "engine_gauges_after": gauges,
             "roles": _roles(before["procs"], after["procs"], wall), "cpus": _cpus(before["cpus"], after["cpus"]),
             "client_cpu": (after["client_cpu"] - before["client_cpu"]) / wall,

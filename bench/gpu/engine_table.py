@@ -93,8 +93,8 @@ def pooled(runs: list[dict[str, Any]], pin: dict[str, Any]) -> dict[str, Any]:
         per_run = []
         for r in runs:
             threads = r["roles"].get("vllm-api", {}).get("threads", [])
-            mains = sorted((t["cpu"] for t in threads if "APIServer" in t["thread"]
-                            and (ids := t["thread"].rsplit(" ", 1)[-1].split("/"))[0] == ids[-1]), reverse=True)
+            mains = sorted((t["cpu"] for t in threads if "APIServer" in t["thread"] and _main_thread(t["thread"])),
+                           reverse=True)
             if mains:
                 per_run.append((mains, r["wall_s"]))
         width = max((len(m) for m, _ in per_run), default=0)
@@ -146,6 +146,12 @@ def pooled(runs: list[dict[str, Any]], pin: dict[str, Any]) -> dict[str, Any]:
         # and each round's vLLM ITL (the engine's step time as its requests saw it), paired the same way
         "_round_itl": {(r.get("_src", ""), r["round"]): v for r in runs if (v := round_itl(r)) is not None},
     }
+
+
+def _main_thread(name: str) -> bool:
+    """'VLLM::APIServer 889/889' (engine_probe's "comm pid/tid"): the process's own thread, not a helper."""
+    pid, _, tid = name.rsplit(" ", 1)[-1].partition("/")
+    return pid == tid
 
 
 def round_itl(run: dict[str, Any]) -> float | None:
