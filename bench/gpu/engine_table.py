@@ -12,6 +12,11 @@ like for like. Series that a target does not expose (the CPU rehearsal's replica
   / last output; vLLM ITL is the gap between engine-core timestamps of a request's consecutive outputs (the engine's
   step time as the request saw it); vLLM TPOT is `request_time_per_output_token` (decode time / (tokens - 1)).
 - batch: generation tokens per engine step; in vLLM: requests in vLLM on average (sum of vLLM E2E / span).
+- batch, steps/s and the steps by tokens are as vLLM's API servers record them: each API-server process makes
+  one observation per engine step that carried outputs of its own requests, with those requests' tokens only
+  (vLLM's IterationStats are built in the API server from the outputs it receives). With --api-server-count N
+  a step is counted up to N times, and the steps by tokens show how the requests spread over the API servers,
+  not how vLLM split them into steps: c=32 spread 26 / 6 gives half the observations <= 8 and half 17-32.
 - CPU columns are cores (CPU-seconds per second of the run); "wait" is the run-queue wait of that role's threads
   (thread-seconds runnable but not running, per second): a thread that must run and cannot.
 """
@@ -80,7 +85,8 @@ def pooled(runs: list[dict[str, Any]], pin: dict[str, Any]) -> dict[str, Any]:
         return sum(v * w for v, w in vals) / wall if vals else None
 
     def step_mix() -> str | None:
-        """Shares of the engine's steps by the tokens they ran (STEP_BANDS), as "a/b/c/d/e" percent."""
+        """Shares of the API servers' step observations by their tokens (STEP_BANDS), as "a/b/c/d/e" percent:
+        one per step and API server with outputs in it (see the module's docstring)."""
         total = eng(f"{STEP_BUCKET}|le=+Inf")
         if not total:
             return None
@@ -192,7 +198,7 @@ def load(g: dict[str, Any]) -> str:
 def render(gs: list[dict[str, Any]], baseline: str | None) -> str:
     out = ["| condition | load | target | runs | ok | output tok/s client / vLLM | TTFT client / vLLM | "
            "TPOT client / vLLM | ITL client / vLLM | E2E client / vLLM | vLLM queue | batch | steps/s | "
-           "in flight client / in vLLM | steps by tokens, % (<=8/16/32/128/more) |",
+           "in flight client / in vLLM | tokens per step per API server, % (<=8/16/32/128/more) |",
            "|---|---|---|---:|---:|---|---|---|---|---|---:|---:|---:|---|---|"]
     for g in gs:
         out.append(

@@ -24,6 +24,7 @@
 #   bash bench/gpu/run.sh sglang    # SGLang direct vs lockgate -> sglang, closed loop (BAKE_POINTS, BAKE_ROUNDS 1)
 #   bash bench/gpu/run.sh burn      # direct vLLM alone, with and without busy loops on lockgate's CPUs (BAKE_BURN)
 #   bash bench/gpu/run.sh shadow    # direct vLLM alone, and while lockgate carries c=32 to a replica on its CPUs
+#                                   # (BAKE_SHADOW_C: the replica's load, 32; BAKE_TAG: the folder, shadow)
 #   bash bench/gpu/run.sh pin pinned|open   # vLLM and the rest on separate cores, or both back on all (pin.py)
 # The bench client runs on lockgate's CPUs while the processes are pinned (pin.py exec), on all CPUs otherwise.
 # Results: $W/<phase>/ (summary.json, report.html, requests.jsonl); copied to $OUT as <phase>.tgz when OUT is set.
@@ -126,6 +127,8 @@ PY
     # lockgate's CPUs at the same time, in the order idle shadow shadow idle. lockgate's processes are as busy as in
     # its own runs, but none of its requests reach vLLM: if vLLM's ITL rises as it did beside lockgate's own
     # requests, the loss is the co-location on one host, not anything in lockgate's requests or relay.
+    # BAKE_TAG names the results' folder (default shadow), so repeated runs in one lease keep each one's.
+    phase=${BAKE_TAG:-shadow}
     if ! "$PY" bench/gpu/smoke.py --wait http://127.0.0.1:8200/health --timeout 1 >/dev/null 2>&1; then
       # The replica's pace is direct vLLM's at c=32 on the H200 (sixth lease: TTFT ~35 ms, TPOT ~2.7 ms).
       setsid "$PY" -m gateway.cli sim-server --protocol vllm --port 8200 --model qwen-bake \
@@ -142,11 +145,11 @@ PY
         # Its own session, so the whole bench (and any process it starts) stops with the direct run.
         setsid "$PY" bench/gpu/pin.py exec -- "$PY" -m gateway.cli bench \
           --target "http://127.0.0.1:8000/v1,model=qwen-shadow,label=lockgate-shadow" -c "${BAKE_SHADOW_C:-32}" \
-          -d 3600 --warmup 0 --no-self-check "${common[@]}" --out "$W/shadow/$step-load" >"$W/shadow-$step.log" 2>&1 &
+          -d 3600 --warmup 0 --no-self-check "${common[@]}" --out "$W/$phase/$step-load" >"$W/shadow-$step.log" 2>&1 &
         load=$!
         sleep 5  # the shadow at full load before the direct run starts
       fi
-      "$PY" bench/gpu/pin.py exec -- "$PY" -m bench.gpu.engine_bench --out "$W/shadow/$step" \
+      "$PY" bench/gpu/pin.py exec -- "$PY" -m bench.gpu.engine_bench --out "$W/$phase/$step" \
         --engine-metrics http://127.0.0.1:8100/metrics -- --target "$VLLM" -c "${BAKE_POINTS:-32}" -d "$DUR" \
         --warmup 2s --rounds 1 --no-self-check "${common[@]}" | tail -n 3
       if [ -n "$load" ]; then
@@ -154,9 +157,9 @@ PY
         wait "$load" 2>/dev/null || true
       fi
       echo "== $step"
-      "$PY" bench/gpu/engine_table.py "$W/shadow/$step/engine.json" --baseline vllm-direct || true
+      "$PY" bench/gpu/engine_table.py "$W/$phase/$step/engine.json" --baseline vllm-direct || true
     done
-    "$PY" bench/gpu/engine_table.py "$W"/shadow/*/engine.json --by-file --baseline vllm-direct || true
+    "$PY" bench/gpu/engine_table.py "$W/$phase"/*/engine.json --by-file --baseline vllm-direct || true
     # The replica and its workers leave, so the next measurement runs beside lockgate as it is without them.
     stop_workers shadow-a
     pkill -f "sim-serve[r] --protocol vllm --port 8200" || true ;;
