@@ -30,12 +30,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# Every lease's commands run it as a script (python3 bench/gpu/engine_table.py): the repo root first on the path,
+# so it shares engine_probe's series names and tables' load labels instead of repeating them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.gpu.engine_probe import STEP_BUCKET  # kept there as STEP_BUCKET|le=N, per run
+from bench.gpu.tables import load
+
 HIST = {"ttft": "vllm:time_to_first_token_seconds", "itl": "vllm:inter_token_latency_seconds",
         "tpot": "vllm:request_time_per_output_token_seconds", "e2e": "vllm:e2e_request_latency_seconds",
         "queue": "vllm:request_queue_time_seconds", "prefill": "vllm:request_prefill_time_seconds",
         "decode": "vllm:request_decode_time_seconds", "step": "vllm:iteration_tokens_total"}
 GEN = "vllm:generation_tokens_total"
-STEP_BUCKET = "vllm:iteration_tokens_total_bucket"  # as engine_probe.py keeps it: STEP_BUCKET|le=N, per run
 STEP_BANDS = (8, 16, 32, 128)
 """Engine steps by tokens: <= 8, 9-16, 17-32, 33-128, more (bounds of vLLM's own buckets)."""
 
@@ -189,10 +195,6 @@ def groups(paths: list[Path], by_file: bool = False, by_dir: bool = False) -> li
 
 def f(v: float | None, scale: float = 1.0, fmt: str = ".1f") -> str:
     return "-" if v is None else format(v * scale, fmt)
-
-
-def load(g: dict[str, Any]) -> str:
-    return f"c={g['x']:g}" if g["x_name"] == "concurrency" else f"{g['x']:.1f} req/s"
 
 
 def render(gs: list[dict[str, Any]], baseline: str | None) -> str:
