@@ -24,7 +24,8 @@
 #   bash bench/gpu/run.sh sglang    # SGLang direct vs lockgate -> sglang, closed loop (BAKE_POINTS, BAKE_ROUNDS 1)
 #   bash bench/gpu/run.sh burn      # direct vLLM alone, with and without busy loops on lockgate's CPUs (BAKE_BURN)
 #   bash bench/gpu/run.sh shadow    # direct vLLM alone, and while lockgate carries c=32 to a replica on its CPUs
-#                                   # (BAKE_SHADOW_C: the replica's load, 32; BAKE_TAG: the folder, shadow)
+#                                   # (BAKE_SHADOW_C: the replica's load, 32; BAKE_TAG: the folder, shadow;
+#                                   # BAKE_SHADOW_STEPS: the steps' order, idle-1 shadow-1 shadow-2 idle-2)
 #   bash bench/gpu/run.sh pin pinned|open   # vLLM and the rest on separate cores, or both back on all (pin.py)
 # The bench client runs on lockgate's CPUs while the processes are pinned (pin.py exec), on all CPUs otherwise.
 # Results: $W/<phase>/ (summary.json, report.html, requests.jsonl); copied to $OUT as <phase>.tgz when OUT is set.
@@ -139,7 +140,9 @@ PY
       "$PY" bench/gpu/smoke.py --models qwen-shadow --timeout 120
       "$PY" bench/gpu/pin.py apply again
     fi
-    for step in idle-1 shadow-1 shadow-2 idle-2; do
+    # BAKE_SHADOW_STEPS: another order, e.g. "idle-1 shadow-1 idle-2 shadow-2 idle-3 shadow-3" to pair each shadow
+    # step with the idle one beside it on a host that drifts within a minute.
+    for step in ${BAKE_SHADOW_STEPS:-idle-1 shadow-1 shadow-2 idle-2}; do
       load=""
       if [ "${step%-*}" = shadow ]; then
         # Its own session, so the whole bench (and any process it starts) stops with the direct run.
