@@ -25,8 +25,9 @@ from typing import Any
 from bench.gpu import pin  # run from the repo root: python3 -m bench.gpu.engine_bench
 
 STEP_BUCKET = "vllm:iteration_tokens_total_bucket"
-"""Engine steps by the tokens they ran (cumulative, `le` labels): how the engine split its running requests into
-steps, which the mean tokens per step does not show."""
+"""Step observations by their tokens (cumulative, `le` labels). vLLM records them in each API-server process,
+one per engine step with outputs of that server's requests, counting those requests' tokens only: with several
+API servers they show how the requests spread over the servers (engine_table.py's docstring), not the steps."""
 
 
 def parse_metrics(text: str) -> dict[str, float]:

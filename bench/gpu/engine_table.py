@@ -43,7 +43,7 @@ HIST = {"ttft": "vllm:time_to_first_token_seconds", "itl": "vllm:inter_token_lat
         "decode": "vllm:request_decode_time_seconds", "step": "vllm:iteration_tokens_total"}
 GEN = "vllm:generation_tokens_total"
 STEP_BANDS = (8, 16, 32, 128)
-"""Engine steps by tokens: <= 8, 9-16, 17-32, 33-128, more (bounds of vLLM's own buckets)."""
+"""Step observations by tokens, per API server: <= 8, 9-16, 17-32, 33-128, more (bounds of vLLM's own buckets)."""
 
 
 def parse_cpulist(text: str) -> list[int]:
