@@ -28,6 +28,10 @@ from observability.telemetry import Telemetry
 log = logging.getLogger("lockgate.dispatch.redis")
 
 
+_WAKES = ("shared", "warm", "packed")
+"""The submit script's third reply: which bell it rang (scripts.py, SUBMIT)."""
+
+
 class RedisDispatcher:
     """Implements ``dispatch.contract.Dispatcher`` over Redis Streams; workers run in other processes."""
 
@@ -62,8 +66,8 @@ class RedisDispatcher:
             "lockgate.dispatch.refused", unit="{job}", description="Jobs refused by the queue-depth check")
         self._wakes = telemetry.meter.create_counter(
             "lockgate.dispatch.wakes", unit="{job}",
-            description="Jobs enqueued, by the bell that woke a worker: an idle worker's own (warm) or only the "
-                        "shared one (no worker was idle)")
+            description="Jobs enqueued, by the bell that woke a worker: a packing worker's own (packed), an idle "
+                        "worker's own (warm) or only the shared one")
         self._watch = MasterWatch(self.redis, interval_s=config.redis.failover_check_s, telemetry=telemetry,
                                   role="gateway", on_change=self.inbox.master_changed)
 
@@ -111,7 +115,7 @@ class RedisDispatcher:
             self.inbox.unregister(ticket)
             self._refused.add(1, {"lockgate.backend": job.backend})
             raise AdmissionRefused(job.backend, int(reply[1]), self._retry_after)
-        ticket.wake = "warm" if reply[2] else "shared"
+        ticket.wake = _WAKES[int(reply[2])]
         # Per request: through the buffer, as the request's other records (observability/buffer.py).
         self._telemetry.buffer.record(self._wakes, 1, {"lockgate.backend": job.backend, WAKE: ticket.wake})
         return ticket

@@ -54,11 +54,17 @@ class Keys:
         A submit rings the top one's own bell, so the warmest idle process takes the job (``dispatch.wake``)."""
         return f"{self.prefix}:{{{backend}}}:idle"
 
+    def room(self, backend: str) -> str:
+        """Sorted set: worker id -> how many more jobs it takes before the next worker gets any
+        (``dispatch.pack``), for the workers that hold at least one job of the backend and fewer than ``pack``. A
+        submit rings the own bell of the one with the least room left, so jobs fill few workers at moderate load."""
+        return f"{self.prefix}:{{{backend}}}:room"
+
     def queue_keys(self, backend: str) -> list[str]:
         """KEYS of the submit and take scripts: streams, fair sets (both highest band first), payloads,
-        tags, bell, idle stack."""
+        tags, bell, idle stack, room."""
         return [*self.job_streams(backend), *self.fair_queues(backend), self.payloads(backend),
-                self.fair_tags(backend), self.bell(backend), self.idle(backend)]
+                self.fair_tags(backend), self.bell(backend), self.idle(backend), self.room(backend)]
 
     def band(self, priority: int) -> int:
         return min(max(priority, 0), self.bands - 1)

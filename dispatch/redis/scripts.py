@@ -9,7 +9,7 @@ from redis.exceptions import NoScriptError
 
 from dispatch.redis.connection import RedisClient, pipelines_scripts
 
-# KEYS: Keys.queue_keys (N job streams, N fair sets, payloads, tags, bell, idle stack). ARGV: 1 index of the
+# KEYS: Keys.queue_keys (N job streams, N fair sets, payloads, tags, bell, idle stack, room). ARGV: 1 index of the
 # target band (1 = highest, as in KEYS), 2 max waiting, 3 job payload, 4 ttl (s), 5 group, 6 job id, 7 tenant.
 # Waiting = fair-set members plus stream entries not yet delivered (length minus pending: acked entries are
 # deleted; stream entries only wait there if a take failed half-way). The job is tagged for fair queueing
@@ -20,10 +20,15 @@ from dispatch.redis.connection import RedisClient, pipelines_scripts
 # when no worker is idle. Not both: a second, cold worker woken for nothing took CPU from the warm one (measured,
 # docs/performance.md). A worker that died while idle leaves its id on the stack; the one job whose submit pops it
 # waits until another idle worker's BLPOP times out and its TAKE runs (block_ms at most). Own bells expire within
-# a minute: a live worker pops its own at once. Returns {1, tag, 1 if a worker's own bell rang else 0} or
-# {0, waiting}.
+# a minute: a live worker pops its own at once. Before both, ``dispatch.pack``: a worker that holds jobs and has
+# room left (the room set; its score the jobs it still takes before the next worker gets any) is rung first, the
+# one with the least room, and its room is reserved here (its own next update sets it right); so at moderate load
+# jobs fill a few workers instead of spreading over all of them (each worker's event loop, and each Redis write,
+# then carries more streams per wake-up: docs/dispatch-redis.md). A dead worker's place there delays at most the
+# few jobs its room had left, by block_ms each. Returns {1, tag, how: 0 shared bell, 1 an idle worker's own (warm),
+# 2 a packing worker's own} or {0, waiting}.
 SUBMIT = """
-local n = (#KEYS - 4) / 2
+local n = (#KEYS - 5) / 2
 local waiting = 0
 for i = 1, n do
   local len = redis.call('XLEN', KEYS[i])
@@ -45,13 +50,20 @@ redis.call('HSET', tags, tfield, tag)
 redis.call('HSET', payloads, ARGV[6], ARGV[3])
 redis.call('ZADD', queue, tag, ARGV[6])
 local warm = 0
-local top = redis.call('LPOP', KEYS[2 * n + 4])
+local room = KEYS[2 * n + 5]
+local top = redis.call('ZRANGEBYSCORE', room, '(0', '+inf', 'LIMIT', 0, 1)[1]
+if top then
+  if tonumber(redis.call('ZINCRBY', room, -1, top)) <= 0 then redis.call('ZREM', room, top) end
+  warm = 2
+else
+  top = redis.call('LPOP', KEYS[2 * n + 4])
+  if top then warm = 1 end
+end
 if top then
   local own = bell .. ':w:' .. top
   redis.call('LPUSH', own, '1')
   redis.call('LTRIM', own, 0, 7)
   redis.call('EXPIRE', own, 60)
-  warm = 1
 else
   redis.call('LPUSH', bell, '1')
   redis.call('LTRIM', bell, 0, 63)
@@ -67,7 +79,7 @@ return {1, tag, warm}
 # the pending list, never lost between the two. A consumer that took a job is no longer idle: it leaves the idle
 # stack. Returns {{stream, id, fields}, ...}.
 TAKE = """
-local n = (#KEYS - 4) / 2
+local n = (#KEYS - 5) / 2
 local payloads, tags, bell = KEYS[2 * n + 1], KEYS[2 * n + 2], KEYS[2 * n + 3]
 local want = tonumber(ARGV[3])
 local out = {}
@@ -192,7 +204,7 @@ async def take_when_rung(redis: RedisClient, scripts: Scripts, queue_keys: list[
     job in the same reply as the bell, not one round trip later (on a VM each wake-up of an idle process costs
     a few hundred µs). When the wait times out, the TAKE runs anyway and usually finds nothing. On a Redis
     Cluster they are separate calls."""
-    idle_key = queue_keys[-1]
+    idle_key = queue_keys[-2]
     if not pipelines_scripts(redis):
         if idle is not None:
             await scripts.idle(keys=[idle_key], args=idle)

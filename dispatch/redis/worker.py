@@ -68,7 +68,11 @@ class _Lane:
         self.capacity = capacity
         self.streams = streams
         self.queue_keys = queue_keys
-        self.idle_key = queue_keys[-1]
+        self.idle_key = queue_keys[-2]
+        self.pack_key = queue_keys[-1]
+        self.pack_dirty = False
+        self.pack_task: asyncio.Task[None] | None = None
+        """The one task that brings the worker's place in the room set up to date (``dispatch.pack``)."""
         self.bells = bells
         """The worker's own bell first (a BLPOP returns from the first key that has an entry), then the shared."""
         self.active: dict[str, _Active] = {}
@@ -100,10 +104,11 @@ class RedisWorker:
                                   window_s=config.coalesce_ms / 1000)
         self.telemetry = telemetry
         self._warm = config.wake == "warm"
+        self._pack = config.pack
         self._lanes = {name: _Lane(b, (concurrency or {}).get(name) or b.max_concurrency,
                                    self.keys.job_streams(name), self.keys.queue_keys(name),
                                    [self.keys.worker_bell(name, self.worker_id), self.keys.bell(name)]
-                                   if self._warm else [self.keys.bell(name)])
+                                   if self._warm or self._pack else [self.keys.bell(name)])
                        for name, b in backends.items()}
         # Idle workers refresh their place every block_ms; a dead one's id outlives it by this at most.
         self._idle_ttl_s = max(60, math.ceil(3 * config.block_ms / 1000))
@@ -139,11 +144,14 @@ class RedisWorker:
     async def stop(self, grace_s: float = 0.0) -> None:
         """Take no new job; let running ones finish for ``grace_s``; hand back the rest, then leave."""
         self._stopping = True
-        if self._warm:  # off the idle stack first: a submit that popped this worker would wait for a BLPOP timeout
+        if self._warm or self._pack:
+            # Off the idle stack and the room set first: a submit that rang this worker would wait for a BLPOP
+            # timeout.
             with contextlib.suppress(*REDIS_ERRORS):
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for lane in self._lanes.values():
                         pipe.lrem(lane.idle_key, 0, self.worker_id)
+                        pipe.zrem(lane.pack_key, self.worker_id)
                     await pipe.execute()
         for task in self._tasks[:len(self._lanes)]:
             task.cancel()
@@ -158,7 +166,9 @@ class RedisWorker:
         await asyncio.gather(*(a.task for a in leftover if a.task), return_exceptions=True)
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._idle_calls, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._idle_calls,
+                             *(lane.pack_task for lane in self._lanes.values() if lane.pack_task),
+                             return_exceptions=True)
         await self._watch.close()
         await self.writer.close()
         with contextlib.suppress(*REDIS_ERRORS):
@@ -167,6 +177,8 @@ class RedisWorker:
                     pipe.hdel(self.keys.workers(name), self.worker_id)
                     if self._warm:
                         pipe.lrem(lane.idle_key, 0, self.worker_id)  # a registration that was in flight
+                    if self._pack:
+                        pipe.zrem(lane.pack_key, self.worker_id)
                 await pipe.execute()
         await self.redis.aclose()
 
@@ -180,7 +192,7 @@ class RedisWorker:
                     lane.room.clear()
                     await lane.room.wait()
                     continue
-                take_args: list[str | int] = [GROUP, self.worker_id, lane.free, int(self.config.stream_ttl_s)]
+                take_args: list[str | int] = [GROUP, self.worker_id, self._want(lane), int(self.config.stream_ttl_s)]
                 rows = await self.scripts.take(keys=lane.queue_keys, args=take_args)
                 if not rows:
                     idle: list[str | int] | None = None
@@ -235,13 +247,57 @@ class RedisWorker:
         self._by_job[key] = active
         active.task = asyncio.create_task(self._run(name, lane, active, payload, deliveries))
         active.task.add_done_callback(lambda _: self._forget(lane, key, active))
+        self._pack_changed(lane)
 
     def _forget(self, lane: _Lane, key: str, active: _Active) -> None:
         if lane.active.get(key) is active:
             del lane.active[key]
             lane.room.set()
+            self._pack_changed(lane)
         if self._by_job.get(key) is active:
             del self._by_job[key]
+
+    # -- packing (dispatch.pack) ---------------------------------------------------------------------------
+
+    def _want(self, lane: _Lane) -> int:
+        """How many jobs one TAKE asks for. Packing: up to ``pack`` held, then one at a time, so a backlog
+        spreads over the workers that wake for it instead of going whole to the first."""
+        if not self._pack:
+            return lane.free
+        return min(lane.free, max(self._pack - len(lane.active), 1))
+
+    def _room_left(self, lane: _Lane) -> int:
+        """Jobs this worker still takes before the next worker gets any: never past its capacity, where its
+        take loop no longer listens for its bell."""
+        return min(self._pack, lane.capacity) - len(lane.active)
+
+    def _pack_changed(self, lane: _Lane) -> None:
+        if not self._pack or self._stopping:
+            return
+        lane.pack_dirty = True
+        if lane.pack_task is None:
+            lane.pack_task = asyncio.get_running_loop().create_task(self._pack_sync(lane))
+
+    async def _pack_sync(self, lane: _Lane) -> None:
+        """The worker's place in the room set: its room left (``pack`` minus the jobs it holds) while it holds
+        at least one job and has room, else out. One task per lane writes, so updates cannot overtake each
+        other; changes made while one is in flight go in the next, with the count of that moment."""
+        try:
+            while lane.pack_dirty and not self._stopping:
+                lane.pack_dirty = False
+                left = self._room_left(lane)
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    if lane.active and left > 0:
+                        pipe.zadd(lane.pack_key, {self.worker_id: left})
+                        pipe.expire(lane.pack_key, self._idle_ttl_s)
+                    else:
+                        pipe.zrem(lane.pack_key, self.worker_id)
+                    await pipe.execute()
+        except REDIS_ERRORS as exc:
+            # Jobs still flow (to other workers, or by the shared bell); the next change or heartbeat retries.
+            log.warning("worker %s: room update failed (%s)", self.worker_id, exc)
+        finally:
+            lane.pack_task = None
 
     # -- running one job ---------------------------------------------------------------------------------
 
@@ -416,7 +472,11 @@ class RedisWorker:
                 *_, reports = await pipe.execute()
             stale = [k for k, v in reports.items() if _expired(v, now_ms)]
             if stale:
-                await self.redis.hdel(workers, *stale)
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.hdel(workers, *stale)
+                    pipe.zrem(lane.pack_key, *stale)  # a dead worker's room (dispatch.pack) rings no more bells
+                    await pipe.execute()
+            self._pack_changed(lane)  # its own place again, and the set's TTL refreshed
             if not self._stopping:
                 await self._reclaim(name, lane)
 
