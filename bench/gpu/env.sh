@@ -30,11 +30,16 @@ wait_for() {  # URL SECONDS WHAT LOG
   "$PY" bench/gpu/smoke.py --wait "$1" --timeout "$2" || { echo "$3: last lines of $4:" >&2; tail -40 "$4" >&2; exit 1; }
 }
 
-wake_config() {  # the config workers start with: $W/lockgate.toml, or with BAKE_WAKE=fifo|warm a copy of it
-  local cfg=$W/lockgate.toml  # with that dispatch.wake (lockgate-wake-X.toml; pin.py knows both by the prefix)
-  if [ -n "${BAKE_WAKE:-}" ]; then
-    cfg=$W/lockgate-wake-$BAKE_WAKE.toml
-    sed "s/^\[dispatch\]\$/[dispatch]\nwake = \"$BAKE_WAKE\"/" "$W/lockgate.toml" >"$cfg"
+wake_config() {  # the config workers start with: $W/lockgate.toml, or a copy of it with BAKE_WAKE=fifo|warm's
+  # dispatch.wake, BAKE_COALESCE_MS's dispatch.coalesce_ms and BAKE_PACK's dispatch.pack (0: jobs spread over every
+  # worker, as before packing) (lockgate-wake-*.toml; pin.py knows all by the prefix)
+  local cfg=$W/lockgate.toml extra=""
+  [ -n "${BAKE_WAKE:-}" ] && extra+="\nwake = \"$BAKE_WAKE\""
+  [ -n "${BAKE_COALESCE_MS:-}" ] && extra+="\ncoalesce_ms = $BAKE_COALESCE_MS"
+  [ -n "${BAKE_PACK:-}" ] && extra+="\npack = $BAKE_PACK"
+  if [ -n "$extra" ]; then
+    cfg=$W/lockgate-wake-${BAKE_WAKE:-default}${BAKE_COALESCE_MS:+-c$BAKE_COALESCE_MS}${BAKE_PACK:+-p$BAKE_PACK}.toml
+    sed "s/^\[dispatch\]\$/[dispatch]$extra/" "$W/lockgate.toml" >"$cfg"
   fi
   echo "$cfg"
 }

@@ -17,7 +17,8 @@
 #                                   # BAKE_DIRECT=sglang (SGLang direct, with BAKE_LG=qwen-sglang:lockgate-sglang),
 #                                   # BAKE_POLL=1 (no vCPU of lockgate's set halts: burn.py --poll)
 #   bash bench/gpu/run.sh workers BACKEND [N]   # stop the vLLM/SGLang workers, start N (4) for BACKEND instead
-#                                   # (BAKE_WAKE=fifo|warm: with that dispatch.wake)
+#                                   # (BAKE_WAKE=fifo|warm: with that dispatch.wake; BAKE_COALESCE_MS=N: with that
+#                                   # dispatch.coalesce_ms; BAKE_PACK=N: with that dispatch.pack, 0 = off)
 #   bash bench/gpu/run.sh gateways [N]  # stop the gateways, start N (4) instead
 #   bash bench/gpu/run.sh vllm-restart  # vLLM again with BAKE_VLLM_ARGS (e.g. "--api-server-count 2"), its workers too
 #   bash bench/gpu/run.sh sglang-start  # stop vLLM, install and start SGLang 0.5.15 on :30000, 4 sglang-a workers

@@ -499,6 +499,20 @@ def test_workers_started_with_another_wake_run_that_config_and_pin_still_knows_t
     base, other = load_config(tmp_path / "lockgate.toml"), load_config(warm)
     assert (base.dispatch.wake, other.dispatch.wake) == ("fifo", "warm")
     assert msgspec.structs.replace(other, dispatch=base.dispatch) == base
+    # BAKE_COALESCE_MS: the workers' coalescing window, alone or with BAKE_WAKE, in a copy of its own.
+    # BAKE_PACK: dispatch.pack (0: off, as before packing).
+    for env, name, want in (({"BAKE_COALESCE_MS": "3"}, "lockgate-wake-default-c3.toml", ("fifo", 3.0, 16)),
+                            ({"BAKE_WAKE": "warm", "BAKE_COALESCE_MS": "2.5"}, "lockgate-wake-warm-c2.5.toml",
+                             ("warm", 2.5, 16)),
+                            ({"BAKE_PACK": "0"}, "lockgate-wake-default-p0.toml", ("fifo", 1.0, 0))):
+        out = subprocess.run(["bash", "-c", "source bench/gpu/env.sh && wake_config"], cwd=ROOT, check=True,
+                             capture_output=True, text=True,
+                             env={**os.environ, "W": str(tmp_path), "BAKE_LOCAL": "1", **env})
+        assert Path(out.stdout.strip()) == tmp_path / name
+        variant = load_config(tmp_path / name)
+        assert (variant.dispatch.wake, variant.dispatch.coalesce_ms, variant.dispatch.pack) == want
+        assert (base.dispatch.coalesce_ms, base.dispatch.pack) != want[1:]
+        assert msgspec.structs.replace(variant, dispatch=base.dispatch) == base
     monkeypatch.setattr(pin, "W", tmp_path)
     sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
     worker = subprocess.Popen([*sleeper, "gateway.cli", "worker", "--config", str(warm), "--backend", "vllm-a"])
