@@ -4,20 +4,18 @@ gateways and workers in this process holding several long jobs at once, as a cli
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from collections import Counter
 
 import pytest
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from redis.asyncio import Redis
 
 from backends.events import Completed
 from backends.protocol import Health, HealthState
 from backends.sim.engine import SimBackend
 from backends.sim.options import SimOptions
-from dispatch.redis import RedisDispatcher, RedisWorker
+from dispatch.redis import RedisWorker
 from dispatch.redis.keys import GROUP, Keys
 from dispatch.redis.scripts import Scripts, take_when_rung
 from dispatch.redis.ticket import RedisTicket
@@ -26,11 +24,10 @@ from gateway.config.redis_target import parse_url
 from gateway.config.schema import DispatchConfig, TelemetryConfig
 from observability.telemetry import Telemetry
 
+from .redis_rig import URL, rig
 from .test_redis_scripts import submit
 from .test_redis_slots import drain, job
-from .test_redis_wake import idle, wakes
-
-URL = os.environ.get("LOCKGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+from .test_redis_wake import idle
 
 pytestmark = pytest.mark.anyio
 
@@ -80,44 +77,16 @@ async def run_together(prefix: str, pack: int, jobs: int) -> tuple[list[RedisTic
     (each has run on ``ticket.worker``), the gateway's wakes by kind, the workers, and the room set after the last
     submit."""
     config = DispatchConfig(kind="redis", key_prefix=prefix, block_ms=300, pack=pack)
-    target = parse_url(URL)
-    reader = InMemoryMetricReader()
-    telemetry = Telemetry.build(TelemetryConfig(), metric_readers=[reader])
-    sim = SimBackend("sim", SimOptions(ttft_ms=2, tpot_ms=20))
-    await sim.start()
-    gateway = RedisDispatcher(config, target=target, backends=["sim"], telemetry=telemetry, max_queue_depth=64,
-                              retry_after_s=1)
-    workers = [RedisWorker({"sim": sim}, config, target=target, telemetry=telemetry) for _ in range(3)]
-    client = Redis.from_url(URL)
-    await gateway.start()
-    try:
-        for w in workers:
-            await w.start()
-            await asyncio.sleep(0.1)  # each blocks in turn: the first-come order is known
+    async with rig(config, SimOptions(ttft_ms=2, tpot_ms=20), stagger_s=0.1) as r:
         tickets = []
         for i in range(jobs):
-            tickets.append(await gateway.submit(job(i, f"held {i}", max_tokens=40)))  # ~0.8 s each
+            tickets.append(await r.gateway.submit(job(i, f"held {i}", max_tokens=40)))  # ~0.8 s each
             await asyncio.sleep(0.05)  # taken, and the worker's room updated, before the next arrives
-        held = {bytes(m): float(v) for m, v in
-                await client.zrange(Keys(prefix, config.priority_bands).room("sim"), 0, -1, withscores=True)}
+        held = {bytes(m): float(v) for m, v in await r.client.zrange(r.keys.room("sim"), 0, -1, withscores=True)}
         for ticket in tickets:
             events = await drain(ticket)
             assert isinstance(events[-1], Completed)
-        telemetry.buffer.flush()
-        return tickets, wakes(reader), workers, held
-    finally:
-        for w in workers:
-            await w.stop()
-        await gateway.close()
-        await sim.close()
-        leftovers = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-        without_ttl = [k for k in leftovers if await client.ttl(k) == -1]
-        in_room = await client.zrange(Keys(prefix, config.priority_bands).room("sim"), 0, -1)
-        if leftovers:
-            await client.delete(*leftovers)
-        await client.aclose()
-        assert without_ttl == []
-        assert in_room == []  # workers leave the room set as their jobs end, and when they stop
+        return tickets, r.wakes(), r.workers, held
 
 
 async def test_packing_fills_one_worker_up_to_pack_before_the_next() -> None:
@@ -175,59 +144,28 @@ async def test_a_heartbeat_takes_a_dead_workers_room_away() -> None:
     config = DispatchConfig(kind="redis", key_prefix=prefix, pack=4, heartbeat_interval_s=0.2)
     keys = Keys(prefix, config.priority_bands)
     client = Redis.from_url(URL)
-    sim = SimBackend("sim", SimOptions())
-    await sim.start()
-    worker = RedisWorker({"sim": sim}, config, target=parse_url(URL), telemetry=Telemetry.build(TelemetryConfig()))
     dead = WorkerReport(worker="w-dead", health=Health(HealthState.OK), load=None, running=2, capacity=8,
                         expires_ms=int(time.time() * 1000) - 1)
     await client.hset(keys.workers("sim"), "w-dead", encode_report(dead))
     await client.zadd(keys.room("sim"), {"w-dead": 2})
     await client.expire(keys.room("sim"), 60)
-    try:
-        await worker.start()
+    await client.aclose()
+    async with rig(config, SimOptions(), workers=1) as r:
         deadline = time.monotonic() + 5
-        while await client.zscore(keys.room("sim"), "w-dead") is not None:
+        while await r.client.zscore(keys.room("sim"), "w-dead") is not None:
             assert time.monotonic() < deadline, "the dead worker's room was never taken away"
             await asyncio.sleep(0.05)
-        assert not await client.hexists(keys.workers("sim"), "w-dead")
-    finally:
-        await worker.stop()
-        await sim.close()
-        found = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-        if found:
-            await client.delete(*found)
-        await client.aclose()
+        assert not await r.client.hexists(keys.workers("sim"), "w-dead")
 
 
 async def test_a_burst_past_pack_spreads_over_the_workers_and_all_of_it_runs() -> None:
     # A closed loop's wave: many jobs at once. Each worker takes up to pack, then one per take, so the first
     # worker to wake does not take the whole wave (as it would take every free slot without packing).
-    prefix = f"lgp{uuid.uuid4().hex[:8]}"
-    config = DispatchConfig(kind="redis", key_prefix=prefix, block_ms=300, pack=4)
-    target = parse_url(URL)
-    telemetry = Telemetry.build(TelemetryConfig())
-    sim = SimBackend("sim", SimOptions(ttft_ms=5, tpot_ms=10))
-    await sim.start()
-    gateway = RedisDispatcher(config, target=target, backends=["sim"], telemetry=telemetry, max_queue_depth=64,
-                              retry_after_s=1)
-    workers = [RedisWorker({"sim": sim}, config, target=target, telemetry=telemetry) for _ in range(3)]
-    await gateway.start()
-    try:
-        for w in workers:
-            await w.start()
-        tickets = await asyncio.gather(*(gateway.submit(job(i, f"wave {i}", max_tokens=20)) for i in range(36)))
+    config = DispatchConfig(kind="redis", key_prefix=f"lgp{uuid.uuid4().hex[:8]}", block_ms=300, pack=4)
+    async with rig(config, SimOptions(ttft_ms=5, tpot_ms=10)) as r:
+        tickets = await asyncio.gather(*(r.gateway.submit(job(i, f"wave {i}", max_tokens=20)) for i in range(36)))
         results = await asyncio.wait_for(asyncio.gather(*(drain(t) for t in tickets)), 30)
         assert all(isinstance(events[-1], Completed) for events in results)
         per_worker = Counter(t.worker for t in tickets)
-        assert set(per_worker) == {w.worker_id for w in workers}, per_worker
+        assert set(per_worker) == {w.worker_id for w in r.workers}, per_worker
         assert max(per_worker.values()) <= 24, per_worker  # without packing: 34 of 36 on the first (measured)
-    finally:
-        for w in workers:
-            await w.stop()
-        await gateway.close()
-        await sim.close()
-        client = Redis.from_url(URL)
-        found = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-        if found:
-            await client.delete(*found)
-        await client.aclose()

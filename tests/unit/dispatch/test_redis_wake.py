@@ -4,30 +4,22 @@ gateways and workers in this process running jobs one after another, as a client
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from typing import Literal
 
 import pytest
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from redis.asyncio import Redis
 
 from backends.events import Completed
-from backends.sim.engine import SimBackend
 from backends.sim.options import SimOptions
-from dispatch.redis import RedisDispatcher, RedisWorker
 from dispatch.redis.keys import GROUP, Keys
 from dispatch.redis.scripts import Scripts, take_when_rung
-from gateway.config.redis_target import parse_url
-from gateway.config.schema import DispatchConfig, TelemetryConfig
-from observability.semconv import DISPATCH_WAKE
-from observability.telemetry import Telemetry
+from gateway.config.schema import DispatchConfig
 
+from .redis_rig import rig
 from .test_redis_scripts import submit
 from .test_redis_slots import drain, job
-
-URL = os.environ.get("LOCKGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
 pytestmark = pytest.mark.anyio
 
@@ -127,51 +119,16 @@ async def run_in_sequence(prefix: str, wake: Literal["warm", "fifo"], jobs: int
     """``jobs`` jobs one after another through 3 workers: (the worker that ran it, how it was woken) each, and
     the gateway's ``lockgate.dispatch.wakes`` by ``lockgate.dispatch.wake``."""
     config = DispatchConfig(kind="redis", key_prefix=prefix, block_ms=300, wake=wake)
-    target = parse_url(URL)
-    reader = InMemoryMetricReader()
-    telemetry = Telemetry.build(TelemetryConfig(), metric_readers=[reader])
-    sim = SimBackend("sim", SimOptions(ttft_ms=2, tpot_ms=1))
-    await sim.start()
-    gateway = RedisDispatcher(config, target=target, backends=["sim"], telemetry=telemetry, max_queue_depth=16,
-                              retry_after_s=1)
-    workers = [RedisWorker({"sim": sim}, config, target=target, telemetry=telemetry) for _ in range(3)]
-    await gateway.start()
     out = []
-    try:
-        for w in workers:
-            await w.start()
-            await asyncio.sleep(0.1)  # each blocks in turn: the first-come order is known
+    async with rig(config, SimOptions(ttft_ms=2, tpot_ms=1), stagger_s=0.1, max_queue_depth=16) as r:
         for i in range(jobs):
-            ticket = await gateway.submit(job(i, f"seq {i}", max_tokens=3))
+            ticket = await r.gateway.submit(job(i, f"seq {i}", max_tokens=3))
             events = await drain(ticket)
             assert isinstance(events[-1], Completed)
             assert ticket.worker is not None
             out.append((ticket.worker, ticket.wake))
             await asyncio.sleep(0.02)  # the client's think time: the worker has settled
-        telemetry.buffer.flush()
-        return out, wakes(reader)
-    finally:
-        for w in workers:
-            await w.stop()
-        await gateway.close()
-        await sim.close()
-        client = Redis.from_url(URL)
-        on_stack = await client.lrange(Keys(prefix, config.priority_bands).idle("sim"), 0, -1)
-        leftovers = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-        without_ttl = [k for k in leftovers if await client.ttl(k) == -1]
-        if leftovers:
-            await client.delete(*leftovers)
-        await client.aclose()
-        assert without_ttl == []
-        assert on_stack == []  # a stopping worker leaves the idle stack
-
-
-def wakes(reader: InMemoryMetricReader) -> dict[str, int]:
-    data = reader.get_metrics_data()
-    assert data is not None
-    return {str(p.attributes[DISPATCH_WAKE]): int(p.value)  # type: ignore[index, union-attr]
-            for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
-            if m.name == "lockgate.dispatch.wakes" for p in m.data.data_points}
+        return out, r.wakes()
 
 
 async def test_warm_wake_keeps_sequential_jobs_on_the_worker_that_just_finished() -> None:
