@@ -4,6 +4,8 @@
   (b) embedded  `lockgate serve` (embedded dispatch) in a subprocess, over HTTP + SSE
   (c) redis     `lockgate gateway` + `lockgate worker` subprocesses sharing Redis, over HTTP + SSE
       sim       (optional) the simulator driven in this process, no HTTP: shows what HTTP + client cost in (a)
+(b) and (c) run the simulator in their worker (or serve) process; with --engine vllm-replica they run the `vllm`
+adapter over HTTP to a replica process of their own, as beside a real engine.
 
 Each request streams exactly --tokens tokens (ignore_eos). TTFT = first token-carrying chunk - send;
 E2E = last token chunk - send (docs/METRICS.md). Printed: p50/p99 per target and what (b) and (c) add over (a),
@@ -13,6 +15,7 @@ The load generator is a minimal asyncio HTTP/1.1 client (one connection per requ
 each round in the reverse order of the previous one, so that a change in the machine's load hits all alike.
 
 Run: .venv/bin/python bench/dispatch.py [--rate 200] [--duration 10] [--rounds 2] [--redis redis://...]
+     .venv/bin/python bench/dispatch.py --rate 2 --engine vllm-replica   # the worker on the HTTP path, as on a GPU
 This is a benchmark, not a test: it asserts nothing, it prints what it measured.
 """
 
@@ -446,7 +449,11 @@ async def start_target(target: str, procs: Procs, tmpdir: Path, args: argparse.N
     else:
         port = free_port()
         cfg = tmpdir / f"{target}.toml"
-        write_config(cfg, args, prefix, args.redis, target)
+        engine_url = None
+        if args.engine == "vllm-replica":
+            # Its own replica, started and stopped with the target: no state carries over between targets.
+            engine_url = f"http://127.0.0.1:{await start_replica(procs, args.ttft_ms, args.tpot_ms)}"
+        write_config(cfg, args, prefix, args.redis, target, engine_url)
         start_lockgate(procs, target, cfg, port, args.procs, args.workers)
         await wait_ready(port)
     await warm(port, args.tokens)
@@ -478,4 +485,7 @@ if __name__ == "__main__":
                         help="comma-separated: engine,embedded,redis, and sim (the simulator in this process)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat the HTTP targets, alternating their order (default 1)")
+    parser.add_argument("--engine", default="sim", choices=["sim", "vllm-replica"],
+                        help="the lockgate targets' backend: sim, the simulator in the worker (or serve) process; "
+                             "vllm-replica, the `vllm` adapter over HTTP to a replica of its own, as on a GPU host")
     uvloop.run(main(parser.parse_args()))

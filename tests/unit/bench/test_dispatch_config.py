@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
+import uuid
 from pathlib import Path
 
-from bench.dispatch import write_config
+from bench.dispatch import Procs, delete_prefix, start_target, write_config
 from gateway.config.loader import load_config
 
 
@@ -30,3 +33,23 @@ def test_with_an_engine_url_the_backend_is_the_vllm_adapter_on_it(tmp_path: Path
     backend = load_config(path).backends["sim"]
     assert backend.kind == "vllm"
     assert backend.options == {"url": "http://127.0.0.1:9", "model": "m"}
+
+
+def test_engine_vllm_replica_puts_the_worker_on_the_http_path(tmp_path: Path) -> None:
+    # bench/dispatch.py --engine vllm-replica: a replica of the target's own beside its gateway and worker, and the
+    # warm-up stream (start_target's) went through the adapter to it.
+    redis_url = os.environ.get("LOCKGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+    namespace = argparse.Namespace(procs=1, workers=None, ttft_ms=5.0, tpot_ms=1.0, tokens=4, dispatch_option=None,
+                                   engine="vllm-replica", redis=redis_url)
+    prefix = f"lgtest{uuid.uuid4().hex[:8]}"
+    procs = Procs(tmp_path)
+    try:
+        port = asyncio.run(start_target("redis", procs, tmp_path, namespace, prefix))
+        assert port > 0
+        assert sorted(procs.names.values()) == ["gateway", "sim-server", "worker"]
+        backend = load_config(tmp_path / "redis.toml").backends["sim"]
+        assert backend.kind == "vllm"
+        assert backend.options["url"].startswith("http://127.0.0.1:")
+    finally:
+        procs.stop()
+        delete_prefix(redis_url, prefix)
