@@ -442,6 +442,23 @@ def vllm_replica(ttft_ms: float, tpot_ms: float) -> Iterator[str]:
             procs.stop()
 
 
+async def write_target_config(cfg: Path, procs: Procs, args: argparse.Namespace, prefix: str, kind: str) -> None:
+    """A lockgate target's config; with ``--engine vllm-replica`` first a replica of its own (its CPU is printed
+    as "sim-server", apart from lockgate's), started in ``procs`` and so stopped with the target: no state
+    carries over between targets."""
+    engine_url = None
+    if args.engine == "vllm-replica":
+        engine_url = f"http://127.0.0.1:{await start_replica(procs, args.ttft_ms, args.tpot_ms)}"
+    write_config(cfg, args, prefix, args.redis, kind, engine_url)
+
+
+def add_engine_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", default="sim", choices=["sim", "vllm-replica"],
+                        help="the lockgate targets' backend: sim, the simulator in the worker (or serve) process; "
+                             "vllm-replica, the `vllm` adapter over HTTP to a `lockgate sim-server --protocol "
+                             "vllm` of its own (the HTTP adapters' read path included), as beside a real engine")
+
+
 async def start_target(target: str, procs: Procs, tmpdir: Path, args: argparse.Namespace, prefix: str) -> int:
     """Start one target's processes; return its port once it is ready and warm."""
     if target == "engine":
@@ -449,11 +466,7 @@ async def start_target(target: str, procs: Procs, tmpdir: Path, args: argparse.N
     else:
         port = free_port()
         cfg = tmpdir / f"{target}.toml"
-        engine_url = None
-        if args.engine == "vllm-replica":
-            # Its own replica, started and stopped with the target: no state carries over between targets.
-            engine_url = f"http://127.0.0.1:{await start_replica(procs, args.ttft_ms, args.tpot_ms)}"
-        write_config(cfg, args, prefix, args.redis, target, engine_url)
+        await write_target_config(cfg, procs, args, prefix, target)
         start_lockgate(procs, target, cfg, port, args.procs, args.workers)
         await wait_ready(port)
     await warm(port, args.tokens)
@@ -485,7 +498,5 @@ if __name__ == "__main__":
                         help="comma-separated: engine,embedded,redis, and sim (the simulator in this process)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat the HTTP targets, alternating their order (default 1)")
-    parser.add_argument("--engine", default="sim", choices=["sim", "vllm-replica"],
-                        help="the lockgate targets' backend: sim, the simulator in the worker (or serve) process; "
-                             "vllm-replica, the `vllm` adapter over HTTP to a replica of its own, as on a GPU host")
+    add_engine_option(parser)
     uvloop.run(main(parser.parse_args()))

@@ -32,14 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.dispatch import (
     Procs,
     Sample,
+    add_engine_option,
     delete_prefix,
     free_port,
     http_request,
     start_lockgate,
-    start_replica,
     wait_ready,
     warm,
-    write_config,
+    write_target_config,
 )
 
 
@@ -103,12 +103,7 @@ async def main(args: argparse.Namespace) -> None:
             for round_ in range(args.rounds):
                 for name in targets:
                     cfg = tmpdir / f"{name}.toml"
-                    engine_url = None
-                    if args.engine == "vllm-replica":
-                        # Started with each target and stopped with it, like lockgate's processes: its CPU is
-                        # printed as "sim-server", apart from lockgate's.
-                        engine_url = f"http://127.0.0.1:{await start_replica(procs, args.ttft_ms, args.tpot_ms)}"
-                    write_config(cfg, args, prefix, args.redis, name, engine_url)
+                    await write_target_config(cfg, procs, args, prefix, name)
                     port = free_port()
                     start_lockgate(procs, name, cfg, port, args.procs)
                     lines.append(f"round {round_ + 1} " + await measure(name, procs, port, args))
@@ -132,9 +127,7 @@ if __name__ == "__main__":
     parser.add_argument("--dispatch-option", action="append", metavar="KEY=VALUE",
                         help="a [dispatch] setting (TOML), repeatable, e.g. coalesce_ms=2")
     parser.add_argument("--targets", default="embedded,redis", help="comma-separated: embedded,redis")
-    parser.add_argument("--engine", default="sim", choices=["sim", "vllm-replica"],
-                        help="sim: the in-process simulator; vllm-replica: the `vllm` adapter over HTTP to "
-                             "`lockgate sim-server --protocol vllm` (the HTTP adapters' read path included)")
+    add_engine_option(parser)
     parser.add_argument("--procs", type=int, default=1,
                         help="processes per lockgate role: N serve, or N gateways + N workers (shared port)")
     parser.add_argument("--profile", help="record py-spy flame graphs of each process into this directory")
