@@ -55,13 +55,13 @@ class Runtime:
         self.local_backends = not self.remote or local_workers
         if self.remote:
             target = resolve(config.dispatch, environ)
-            self.dispatcher = RedisDispatcher(
-                config.dispatch, target=target, backends=list(self.backends), telemetry=self.telemetry,
-                max_queue_depth=config.limits.max_queue_depth, retry_after_s=config.limits.retry_after_s,
-                max_buffered_events=config.server.max_buffered_events)
             if local_workers:
                 self.worker = RedisWorker(self.backends, config.dispatch, target=target, telemetry=self.telemetry,
                                           concurrency=concurrency)
+            self.dispatcher = RedisDispatcher(
+                config.dispatch, target=target, backends=list(self.backends), telemetry=self.telemetry,
+                max_queue_depth=config.limits.max_queue_depth, retry_after_s=config.limits.retry_after_s,
+                max_buffered_events=config.server.max_buffered_events, local=self.worker)
         else:
             self.dispatcher = EmbeddedDispatcher(
                 self.backends, telemetry=self.telemetry, max_queue_depth=config.limits.max_queue_depth,

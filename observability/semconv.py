@@ -39,8 +39,9 @@ ENGINE_CLIENT = "lockgate.engine.client"
 TRACEPARENT_SENT = "lockgate.engine.traceparent_sent"
 PRIORITY = "lockgate.priority"
 DISPATCH_WAKE = "lockgate.dispatch.wake"
-"""How the job reached a worker: ``warm`` (an idle worker's own bell), ``shared`` (the shared bell: no worker was
-idle), ``inprocess`` (the embedded dispatch's queue)."""
+"""How the job reached a worker: ``packed`` (a packing worker's own bell), ``warm`` (an idle worker's own bell),
+``shared`` (the shared bell: no worker was idle), ``local`` (started by the gateway's own worker, ``dispatch.local``),
+``inprocess`` (the embedded dispatch's queue)."""
 TPOT = "lockgate.tpot_s"
 ITL_MEAN = "lockgate.itl_mean_s"
 OUTCOME = "lockgate.outcome"

@@ -145,6 +145,8 @@ def pooled(runs: list[dict[str, Any]], pin: dict[str, Any]) -> dict[str, Any]:
         "cpu_redis": role("redis"),
         # setup.sh's BAKE_EMBEDDED: `lockgate serve` processes, gateway and worker in one (no Redis between them).
         "cpu_embedded": role("embedded"), "wait_embedded": role("embedded", "delay"),
+        # setup.sh's BAKE_COLOCATED: `lockgate serve` processes with Redis dispatch and dispatch.local.
+        "cpu_local": role("local"), "wait_local": role("local", "delay"),
         "cpu_client": sum(r["client_cpu"] * r["wall_s"] for r in runs) / wall,
         # TCP connections the host opened per run (runs of engine.json files older than the count have none).
         "tcp_opens": (sum(r["tcp_opens"] for r in runs if "tcp_opens" in r) / n_tcp
@@ -215,9 +217,9 @@ def render(gs: list[dict[str, Any]], baseline: str | None) -> str:
     out += ["", "| condition | load | target | vLLM API server: cores (busiest thread) / wait "
             "| API servers each (main thread) | engine core: cores "
             "(busiest thread) / wait | gateways: cores / wait | engine workers: cores / wait | Redis "
-            "| embedded (gateway + worker): cores / wait | client | CPUs busy: all / vLLM's / rest | steal "
-            "| TCP connections opened per run |",
-            "|---|---|---|---|---|---|---|---|---:|---|---:|---|---:|---:|"]
+            "| embedded (gateway + worker): cores / wait | local start (gateway + worker): cores / wait | client "
+            "| CPUs busy: all / vLLM's / rest | steal | TCP connections opened per run |",
+            "|---|---|---|---|---|---|---|---|---:|---|---|---:|---|---:|---:|"]
     for g in gs:
         out.append(
             f"| {g['condition']} | {load(g)} | {g['target']} "
@@ -227,7 +229,8 @@ def render(gs: list[dict[str, Any]], baseline: str | None) -> str:
             f"/ {f(g['wait_engine'], 1, '.2f')} "
             f"| {f(g['cpu_gateways'], 1, '.2f')} / {f(g['wait_gateways'], 1, '.2f')} "
             f"| {f(g['cpu_workers'], 1, '.2f')} / {f(g['wait_workers'], 1, '.2f')} | {f(g['cpu_redis'], 1, '.2f')} "
-            f"| {f(g['cpu_embedded'], 1, '.2f')} / {f(g['wait_embedded'], 1, '.2f')} | {f(g['cpu_client'], 1, '.2f')} "
+            f"| {f(g['cpu_embedded'], 1, '.2f')} / {f(g['wait_embedded'], 1, '.2f')} "
+            f"| {f(g['cpu_local'], 1, '.2f')} / {f(g['wait_local'], 1, '.2f')} | {f(g['cpu_client'], 1, '.2f')} "
             f"| {f(g['busy_all'], 100, '.0f')}% / {f(g['busy_vllm_set'], 100, '.0f')}% "
             f"/ {f(g['busy_rest_set'], 100, '.0f')}% | {f(g['steal'], 100, '.1f')}% "
             f"| {f(g['tcp_opens'], 1, '.0f')} |")

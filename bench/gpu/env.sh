@@ -71,6 +71,14 @@ start_embedded() {  # COUNT: `lockgate serve` processes with the embedded dispat
   wait_for http://127.0.0.1:8001/healthz 120 "lockgate serve (embedded dispatch)" "$W/embedded-1.log"
 }
 
+start_colocated() {  # COUNT: `lockgate serve` processes with Redis dispatch and dispatch.local sharing :8002
+  sed -e "s|127.0.0.1:6379|127.0.0.1:${BAKE_REDIS_PORT:-6379}|" bench/gpu/lockgate-local.toml >"$W/lockgate-local.toml"
+  for i in $(seq "$1"); do
+    setsid "$PY" -m gateway.cli serve --config "$W/lockgate-local.toml" >"$W/local-$i.log" 2>&1 < /dev/null &
+  done
+  wait_for http://127.0.0.1:8002/healthz 120 "lockgate serve (Redis dispatch, local start)" "$W/local-1.log"
+}
+
 # Every vLLM backend of lockgate-gpu.toml: what run.sh stops before it starts other workers or another engine.
 VLLM_BACKENDS=(vllm-a vllm-nocu vllm-cu vllm-notp vllm-anyio vllm-httpx vllm-cap)
 

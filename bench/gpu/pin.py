@@ -172,6 +172,8 @@ def roles() -> dict[int, str]:
         # lockgate.toml, or a variant of it (env.sh's start_workers with BAKE_WAKE: lockgate-wake-fifo.toml)
         if f"--config {W}/lockgate" in cmd and "gateway.cli gateway" in cmd:
             out[int(entry.name)] = "gateway"
+        elif f"--config {W}/lockgate-local" in cmd and "gateway.cli serve" in cmd:
+            out[int(entry.name)] = "local"  # setup.sh's BAKE_COLOCATED: gateway and worker in one process, Redis
         elif f"--config {W}/lockgate" in cmd and "gateway.cli serve" in cmd:
             out[int(entry.name)] = "embedded"  # setup.sh's BAKE_EMBEDDED: gateway and worker in one process
         elif f"--config {W}/lockgate" in cmd and "gateway.cli worker" in cmd:

@@ -74,5 +74,9 @@ if [ -n "${BAKE_EMBEDDED:-}" ]; then  # BAKE_EMBEDDED=N: N lockgate serve, embed
   start_embedded "$BAKE_EMBEDDED"
   "$PY" bench/gpu/smoke.py --gateway http://127.0.0.1:8001 --models qwen-vllm --timeout 120
 fi
+if [ -n "${BAKE_COLOCATED:-}" ]; then  # BAKE_COLOCATED=N: N lockgate serve, Redis dispatch + local start, on :8002
+  start_colocated "$BAKE_COLOCATED"
+  "$PY" bench/gpu/smoke.py --gateway http://127.0.0.1:8002 --models qwen-vllm --timeout 120
+fi
 pin_all
 echo "setup done: $(date -u +%T)"

@@ -17,6 +17,7 @@ from dispatch.redis.connection import REDIS_ERRORS, RedisClient, connect
 from dispatch.redis.failover import MasterWatch
 from dispatch.redis.inbox import Inbox
 from dispatch.redis.keys import GROUP, Keys
+from dispatch.redis.local import LocalStart, LocalWorkers
 from dispatch.redis.scripts import Scripts
 from dispatch.redis.ticket import RedisTicket
 from dispatch.redis.wire import WorkerReport, decode_report
@@ -28,8 +29,12 @@ from observability.telemetry import Telemetry
 log = logging.getLogger("lockgate.dispatch.redis")
 
 
-_WAKES = ("shared", "warm", "packed")
-"""The submit script's third reply: which bell it rang (scripts.py, SUBMIT)."""
+_WAKES = ("shared", "warm", "packed", "local")
+"""The submit script's third reply: which bell it rang, or none: taken by this process's own worker (scripts.py,
+SUBMIT)."""
+LOCAL = 3
+LOCAL_HEAD_START_S = 0.002
+"""Longest a submit waits for its local run to send its engine request (dispatch.local)."""
 
 
 class RedisDispatcher:
@@ -47,8 +52,12 @@ class RedisDispatcher:
         gateway_id: str | None = None,
         redis: RedisClient | None = None,
         max_buffered_events: int = 0,
+        local: LocalWorkers | None = None,
     ) -> None:
+        """``local``: the workers of this process (``lockgate serve``), which start a job at once when they have
+        room and ``dispatch.local`` is on (dispatch/redis/local.py)."""
         self.config = config
+        self._local = local if config.local else None
         self.gateway_id = gateway_id or uuid.uuid4().hex[:12]
         self.redis = redis or connect(target)
         self.keys = Keys(config.key_prefix, config.priority_bands)
@@ -67,7 +76,12 @@ class RedisDispatcher:
         self._wakes = telemetry.meter.create_counter(
             "lockgate.dispatch.wakes", unit="{job}",
             description="Jobs enqueued, by the bell that woke a worker: a packing worker's own (packed), an idle "
-                        "worker's own (warm) or only the shared one")
+                        "worker's own (warm) or only the shared one; or none: taken by the gateway's own "
+                        "process (local)")
+        self._withdrawn = telemetry.meter.create_counter(
+            "lockgate.dispatch.local_withdrawn", unit="{job}",
+            description="Jobs started by the gateway's own worker (dispatch.local) that the submit then queued for "
+                        "the fleet instead (jobs were waiting) or that failed to submit; their engine call aborted")
         self._watch = MasterWatch(self.redis, interval_s=config.redis.failover_check_s, telemetry=telemetry,
                                   role="gateway", on_change=self.inbox.master_changed)
 
@@ -104,21 +118,45 @@ class RedisDispatcher:
         keys = self.keys.queue_keys(job.backend)
         # Registered before the XADD: a fast worker's first event must find its ticket.
         self.inbox.register(ticket)
+        # Started before the submit, which then overlaps the engine's first token; settled by its answer.
+        local = self._local.start_local(job, ticket) if self._local is not None else None
         try:
+            if local is not None and not local.begun.is_set():
+                # The local run sends its engine request first; then this process spends its client-side work on
+                # sending the submit (0.2-0.7 ms of redis-py here, on 2 cores). Bounded: an in-process engine
+                # may hold its first event until a batch slot frees.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(LOCAL_HEAD_START_S):
+                        await local.begun.wait()
             reply = await self.scripts.submit(
                 keys=keys, args=[target, self._max_depth, encode_job(job), int(self.config.stream_ttl_s), GROUP,
-                                 job.id, job.tenant])
-        except REDIS_ERRORS as exc:
+                                 job.id, job.tenant, local.consumer if local is not None else ""])
+        except BaseException as exc:
             self.inbox.unregister(ticket)
-            raise DispatchUnavailable(f"Redis: {type(exc).__name__}") from exc
+            self._settle(local, job, None)
+            if isinstance(exc, REDIS_ERRORS):
+                raise DispatchUnavailable(f"Redis: {type(exc).__name__}") from exc
+            raise
         if not reply[0]:
             self.inbox.unregister(ticket)
+            self._settle(local, job, None)
             self._refused.add(1, {"lockgate.backend": job.backend})
             raise AdmissionRefused(job.backend, int(reply[1]), self._retry_after)
-        ticket.wake = _WAKES[int(reply[2])]
+        how = int(reply[2])
+        self._settle(local, job, _str(reply[3]) if how == LOCAL else None, streams[target - 1])
+        ticket.wake = _WAKES[how]
         # Per request: through the buffer, as the request's other records (observability/buffer.py).
         self._telemetry.buffer.record(self._wakes, 1, {"lockgate.backend": job.backend, WAKE: ticket.wake})
         return ticket
+
+    def _settle(self, local: LocalStart | None, job: Job, entry_id: str | None, stream: str = "") -> None:
+        if local is None:
+            return
+        if entry_id is not None:
+            local.confirm(stream, entry_id)
+        else:
+            local.withdraw()
+            self._telemetry.buffer.record(self._withdrawn, 1, {"lockgate.backend": job.backend})
 
     def _signal_cancel(self, ticket: RedisTicket) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(self._cancel(ticket))
@@ -129,6 +167,8 @@ class RedisDispatcher:
     async def _cancel(self, ticket: RedisTicket) -> None:
         """Flag the job (a worker that has not started it skips it) and tell the backend's workers to abort."""
         job = ticket.job
+        if ticket.wake == "local" and self._local is not None:
+            self._local.cancel(job.id)  # at once; the flag and the message below still go out, as for any job
         try:
             # The flag and the message as their own commands: a Cluster pipeline refuses PUBLISH (not a keyed
             # command), and the flag lives in the gateway's slot, the queue in the backend's.
@@ -205,3 +245,7 @@ def _load(reports: list[WorkerReport]) -> Load | None:
     kv = [x.kv_cache_usage for x in loads if x.kv_cache_usage is not None]
     return Load(waiting=sum(x.waiting for x in loads), running=sum(x.running for x in loads),
                 kv_cache_usage=max(kv) if kv else None)
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

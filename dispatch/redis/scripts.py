@@ -25,8 +25,13 @@ from dispatch.redis.connection import RedisClient, pipelines_scripts
 # one with the least room, and its room is reserved here (its own next update sets it right); so at moderate load
 # jobs fill a few workers instead of spreading over all of them (each worker's event loop, and each Redis write,
 # then carries more streams per wake-up: docs/dispatch-redis.md). A dead worker's place there delays at most the
-# few jobs its room had left, by block_ms each. Returns {1, tag, how: 0 shared bell, 1 an idle worker's own (warm),
-# 2 a packing worker's own} or {0, waiting}.
+# few jobs its room had left, by block_ms each. ``dispatch.local``: ARGV 8, when not empty, is the consumer id of
+# a worker in the submitting gateway's own process that has already started the job (dispatch/redis/local.py);
+# with nothing waiting in any band, the job goes straight into its band's stream and into that consumer's pending
+# list (as TAKE would put it there), no bell rung, so it is heartbeated, reclaimed and acknowledged like any taken
+# job. With jobs waiting it queues as usual (the local start is withdrawn): the tenants' fair order stands.
+# Returns {1, tag, how: 0 shared bell, 1 an idle worker's own (warm), 2 a packing worker's own, 3 taken by the local
+# consumer, then the entry id} or {0, waiting}.
 SUBMIT = """
 local n = (#KEYS - 5) / 2
 local waiting = 0
@@ -47,6 +52,19 @@ local tfield = 't:' .. band .. ':' .. ARGV[7]
 local last = tonumber(redis.call('HGET', tags, tfield) or '0')
 local tag = math.max(v, last) + 1
 redis.call('HSET', tags, tfield, tag)
+local stream = KEYS[tonumber(band)]
+if waiting == 0 and ARGV[8] and ARGV[8] ~= '' then
+  local id = redis.call('XADD', stream, '*', 'job', ARGV[3])
+  local ok, res = pcall(redis.call, 'XREADGROUP', 'GROUP', ARGV[5], ARGV[8], 'COUNT', 1, 'STREAMS', stream, '>')
+  if ok and res and res[1][2][1] and res[1][2][1][1] == id then
+    redis.call('HSET', tags, 'v:' .. band, tag)
+    redis.call('LREM', KEYS[2 * n + 4], 0, ARGV[8])
+    for _, key in ipairs({stream, tags}) do redis.call('EXPIRE', key, ARGV[4]) end
+    return {1, tag, 3, id}
+  end
+  -- No consumer group yet (a Redis restart before the workers' next take): queue it as any other job.
+  redis.call('XDEL', stream, id)
+end
 redis.call('HSET', payloads, ARGV[6], ARGV[3])
 redis.call('ZADD', queue, tag, ARGV[6])
 local warm = 0

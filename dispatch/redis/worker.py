@@ -32,9 +32,10 @@ from dispatch.job import Job, decode_job
 from dispatch.redis.connection import CLUSTER_UNAVAILABLE, REDIS_ERRORS, RedisClient, connect
 from dispatch.redis.failover import MasterWatch
 from dispatch.redis.keys import GROUP, Keys
+from dispatch.redis.local import LocalOutbox, LocalStart, Withdrawn
 from dispatch.redis.outbox import GatewayGone, InboxUnreachable, JobCancelled, Outbox, StopJob
 from dispatch.redis.scripts import Scripts, take_when_rung
-from dispatch.redis.ticket import lost_after_tokens
+from dispatch.redis.ticket import RedisTicket, lost_after_tokens
 from dispatch.redis.wire import WorkerReport, decode_report, encode_report
 from dispatch.redis.writer import InboxWriter
 from gateway.config.redis_target import RedisTarget
@@ -53,12 +54,37 @@ class _Active:
     def __init__(self, stream: str, entry_id: str, job: Job | None) -> None:
         self.stream = stream
         self.entry_id = entry_id
+        """Empty for a local start (``dispatch.local``) until its submit confirms it."""
         self.job = job
         self.task: asyncio.Task[None] | None = None
         self.stop_reason = ""
+        """Why the task was cancelled: ``cancel`` (gateway asked), ``lost`` (reclaimed elsewhere), ``shutdown``,
+        ``withdrawn`` (a local start its submit did not confirm)."""
         self.settling = False
         """Past its terminal event: only the acknowledgement is left, which nothing may interrupt."""
-        """Why the task was cancelled: ``cancel`` (gateway asked), ``lost`` (reclaimed elsewhere), ``shutdown``."""
+
+
+class _LocalStart:
+    """The gateway's handle on a job this worker started for it (``dispatch.local``)."""
+
+    def __init__(self, consumer: str, active: _Active, outbox: LocalOutbox) -> None:
+        self.consumer = consumer
+        self._active = active
+        self._outbox = outbox
+        self.begun = outbox.begun
+        if active.task is not None:
+            active.task.add_done_callback(lambda _: outbox.begun.set())
+
+    def confirm(self, stream: str, entry_id: str) -> None:
+        self._active.stream, self._active.entry_id = stream, entry_id
+        self._outbox.confirm(stream, entry_id)
+
+    def withdraw(self) -> None:
+        self._outbox.withdraw()
+        task = self._active.task
+        if task is not None and not task.done() and not self._active.stop_reason:
+            self._active.stop_reason = "withdrawn"
+            task.cancel()
 
 
 class _Lane:
@@ -77,6 +103,9 @@ class _Lane:
         """The worker's own bell first (a BLPOP returns from the first key that has an entry), then the shared."""
         self.active: dict[str, _Active] = {}
         self.room = asyncio.Event()
+        self.asked = 0
+        """Jobs the take in flight may bring back: a local start (``dispatch.local``) uses only the slots beyond
+        them, so a take's reply never finds the lane fuller than its capacity."""
 
     @property
     def free(self) -> int:
@@ -192,14 +221,18 @@ class RedisWorker:
                     lane.room.clear()
                     await lane.room.wait()
                     continue
-                take_args: list[str | int] = [GROUP, self.worker_id, self._want(lane), int(self.config.stream_ttl_s)]
-                rows = await self.scripts.take(keys=lane.queue_keys, args=take_args)
-                if not rows:
-                    idle: list[str | int] | None = None
-                    if self._warm and not lane.active:
-                        idle = [self.worker_id, self._idle_ttl_s, "keep"]
-                    rows = await take_when_rung(self.redis, self.scripts, lane.queue_keys, lane.bells,
-                                                self.config.block_ms / 1000, take_args, idle)
+                lane.asked = self._want(lane)
+                take_args: list[str | int] = [GROUP, self.worker_id, lane.asked, int(self.config.stream_ttl_s)]
+                try:
+                    rows = await self.scripts.take(keys=lane.queue_keys, args=take_args)
+                    if not rows:
+                        idle: list[str | int] | None = None
+                        if self._warm and not lane.active:
+                            idle = [self.worker_id, self._idle_ttl_s, "keep"]
+                        rows = await take_when_rung(self.redis, self.scripts, lane.queue_keys, lane.bells,
+                                                    self.config.block_ms / 1000, take_args, idle)
+                finally:
+                    lane.asked = 0
                 taken = [(s, i, _pairs(f)) for s, i, f in rows]
                 for stream, entry_id, fields in taken:
                     self._spawn(name, lane, _str(stream), _str(entry_id), fields.get(b"job", b""), 1)
@@ -242,12 +275,30 @@ class RedisWorker:
         except msgspec.DecodeError:
             job = None
         active = _Active(stream, entry_id, job)
-        key = job.id if job is not None else f"undecodable:{entry_id}"
+        self._start(name, lane, job.id if job is not None else f"undecodable:{entry_id}", active, payload,
+                    deliveries, None)
+
+    def _start(self, name: str, lane: _Lane, key: str, active: _Active, payload: bytes, deliveries: int,
+               outbox: LocalOutbox | None) -> None:
         lane.active[key] = active
         self._by_job[key] = active
-        active.task = asyncio.create_task(self._run(name, lane, active, payload, deliveries))
+        active.task = asyncio.create_task(self._run(name, lane, active, payload, deliveries, outbox))
         active.task.add_done_callback(lambda _: self._forget(lane, key, active))
-        self._pack_changed(lane)
+        # One turn later: the run's first step starts the adapter's task, whose engine request then goes out
+        # before the room update's send (0.2-0.6 ms of redis-py on a small machine).
+        asyncio.get_running_loop().call_soon(self._pack_changed, lane)
+
+    def start_local(self, job: Job, ticket: RedisTicket) -> LocalStart | None:
+        """``dispatch.local``: start a job of this process's own gateway now, if its backend has a free slot here;
+        the gateway settles it with its submit's answer (dispatch/redis/local.py)."""
+        lane = self._lanes.get(job.backend)
+        if lane is None or self._stopping or lane.free - lane.asked <= 0 or job.id in self._by_job:
+            return None
+        outbox = LocalOutbox(self.redis, ticket, worker_id=self.worker_id,
+                             marker_ttl_s=int(self.config.job_key_ttl_s))
+        active = _Active("", "", job)
+        self._start(job.backend, lane, job.id, active, b"", 1, outbox)
+        return _LocalStart(self.worker_id, active, outbox)
 
     def _forget(self, lane: _Lane, key: str, active: _Active) -> None:
         if lane.active.get(key) is active:
@@ -301,17 +352,21 @@ class RedisWorker:
 
     # -- running one job ---------------------------------------------------------------------------------
 
-    async def _run(self, name: str, lane: _Lane, active: _Active, payload: bytes, deliveries: int) -> None:
+    async def _run(self, name: str, lane: _Lane, active: _Active, payload: bytes, deliveries: int,
+                   local: LocalOutbox | None) -> None:
         job = active.job
         if job is None:
             log.error("backend %s: undecodable job entry %s; dead-lettering it", name, active.entry_id)
             await self._guard(self._dead_letter(name, active, payload, deliveries, "undecodable"))
             await self._guard(self._ack(active))
             return
-        outbox = Outbox(self.writer, inbox=job.reply_to, job_id=job.id, worker_id=self.worker_id,
-                        ack=(active.stream, active.entry_id), on_stop=lambda exc: self._stop(active, exc))
+        outbox: Outbox | LocalOutbox = local or Outbox(
+            self.writer, inbox=job.reply_to, job_id=job.id, worker_id=self.worker_id,
+            ack=(active.stream, active.entry_id), on_stop=lambda exc: self._stop(active, exc))
         try:
             await self._serve(name, lane, active, job, payload, deliveries, outbox)
+        except Withdrawn:
+            return
         except JobCancelled:
             self._cancelled.add(1, {"lockgate.backend": name})
         except GatewayGone:
@@ -326,6 +381,8 @@ class RedisWorker:
             elif active.stop_reason == "unreachable":
                 log.warning("job %s: Redis failed while reporting; left for redelivery", job.id)
                 return
+            elif active.stop_reason == "withdrawn":
+                return
             elif active.stop_reason == "shutdown":
                 await self._guard(self._hand_back(active, outbox))
                 raise
@@ -336,11 +393,13 @@ class RedisWorker:
             if self._warm and not self._stopping and all(a.settling for a in lane.active.values()):
                 self._became_idle(lane)
             await outbox.close()
+        if local is not None and not await local.settled():
+            return  # withdrawn: there is no entry of this run to acknowledge
         if not outbox.acked:  # else the terminal event's write carried the acknowledgement
             await self._guard(self._ack(active))
 
     async def _serve(self, name: str, lane: _Lane, active: _Active, job: Job, payload: bytes, deliveries: int,
-                     outbox: Outbox) -> None:
+                     outbox: Outbox | LocalOutbox) -> None:
         if deliveries > 1:
             self._reclaimed.add(1, {"lockgate.backend": name})
             # In the request's trace: this job was taken over from a silent worker, and what became of it.
@@ -356,7 +415,7 @@ class RedisWorker:
         await run_job(lane.backend, job, outbox.emit, self.telemetry, self.worker_id)
 
     async def _reclaim_verdict(self, name: str, lane: _Lane, active: _Active, job: Job, payload: bytes,
-                               deliveries: int, outbox: Outbox) -> str:
+                               deliveries: int, outbox: Outbox | LocalOutbox) -> str:
         """Decide what a redelivered job gets: dead-lettered, failed (tokens already out), or run again."""
         if deliveries > self.config.max_deliveries:
             log.warning("job %s delivered %d times; dead-lettering it", job.id, deliveries)
@@ -387,7 +446,7 @@ class RedisWorker:
         active.stop_reason = "unreachable" if isinstance(exc, InboxUnreachable) else "cancel"
         active.task.cancel()
 
-    async def _verdict(self, outbox: Outbox, lane: _Lane, failure: Failed) -> None:
+    async def _verdict(self, outbox: Outbox | LocalOutbox, lane: _Lane, failure: Failed) -> None:
         # Started first: the gateway accepts events only from the worker that announced itself last.
         await outbox.emit(Started(backend=lane.backend.name, engine=lane.backend.engine, worker=self.worker_id,
                                   t_ns=time.time_ns()))
@@ -402,7 +461,7 @@ class RedisWorker:
                             Keys.streamed(active.job.reply_to, active.job.id))
             await pipe.execute()
 
-    async def _hand_back(self, active: _Active, outbox: Outbox) -> None:
+    async def _hand_back(self, active: _Active, outbox: Outbox | LocalOutbox) -> None:
         """On shutdown: a job with tokens out gets one error; any other becomes claimable at once."""
         if outbox.token_sent:
             with contextlib.suppress(StopJob):
@@ -411,6 +470,8 @@ class RedisWorker:
                                          message="The worker serving this stream shut down."))
             if not outbox.acked:
                 await self._ack(active)
+            return
+        if not active.entry_id:  # a local start not confirmed yet: its gateway, closing too, withdraws it
             return
         # Idle set past the visibility timeout: the next reclaim by any live worker takes it.
         idle_ms = int(self.config.visibility_timeout_s * 1000) + 1
@@ -483,7 +544,8 @@ class RedisWorker:
     async def _heartbeat(self, lane: _Lane) -> None:
         by_stream: dict[str, list[str]] = defaultdict(list)
         for active in lane.active.values():
-            by_stream[active.stream].append(active.entry_id)
+            if active.entry_id:  # a local start has none until its submit confirms it
+                by_stream[active.stream].append(active.entry_id)
         # Cancellation normally arrives by pub/sub at once; this catches any message lost while the
         # subscriber reconnected, within one heartbeat.
         jobs = [a.job for a in lane.active.values() if a.job is not None]

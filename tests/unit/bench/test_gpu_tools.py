@@ -466,18 +466,39 @@ def test_the_embedded_config_serves_the_same_vllm_backend_on_its_own_port() -> N
     assert (mine.kind, mine.concurrency, mine.options) == (theirs.kind, theirs.concurrency, theirs.options)
 
 
-def test_pin_counts_the_embedded_server_as_lockgates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_local_start_config_is_a_redis_fleet_of_its_own_on_its_own_port() -> None:
+    # setup.sh's BAKE_COLOCATED: `lockgate serve` with Redis dispatch and dispatch.local on 8002. Its workers must
+    # not take port 8000's jobs (nor 8000's workers its jobs): another key prefix; and the same vllm-a exactly.
+    from gateway.config.loader import load_config
+
+    redis_cfg = load_config(ROOT / "bench/gpu/lockgate-gpu.toml")
+    cfg = load_config(ROOT / "bench/gpu/lockgate-local.toml")
+    assert (cfg.dispatch.kind, cfg.dispatch.local) == ("redis", True)
+    assert cfg.dispatch.redis_url == redis_cfg.dispatch.redis_url
+    assert cfg.dispatch.key_prefix != redis_cfg.dispatch.key_prefix
+    assert cfg.dispatch.pack > 0  # a local start needs slots beyond what the worker's blocked take asked for
+    assert cfg.server.port == 8002
+    assert cfg.server.reuse_port
+    assert set(cfg.models) == {"qwen-vllm"}
+    assert set(cfg.backends) == {"vllm-a"}
+    mine, theirs = cfg.backends["vllm-a"], redis_cfg.backends["vllm-a"]
+    assert (mine.kind, mine.concurrency, mine.options) == (theirs.kind, theirs.concurrency, theirs.options)
+
+
+@pytest.mark.parametrize(("config", "role"), [("lockgate-embedded.toml", "embedded"), ("lockgate-local.toml", "local")])
+def test_pin_counts_the_serve_processes_as_lockgates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str,
+                                                     role: str) -> None:
     from bench.gpu import pin
 
     monkeypatch.setattr(pin, "W", tmp_path)
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "gateway.cli", "serve", "--config",
-                             f"{tmp_path}/lockgate-embedded.toml"])
+                             f"{tmp_path}/{config}"])
     try:
         deadline = time.monotonic() + 5
         while pin.roles().get(proc.pid) is None:
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        assert pin.roles()[proc.pid] == "embedded"  # not vllm-*: pinned with lockgate, on the rest set
+        assert pin.roles()[proc.pid] == role  # not vllm-*: pinned with lockgate, on the rest set
     finally:
         proc.kill()
         proc.wait()

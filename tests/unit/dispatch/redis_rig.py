@@ -47,16 +47,18 @@ class Rig:
 async def rig(config: DispatchConfig, sim: SimOptions, *, workers: int = 3, stagger_s: float = 0.0,
               max_queue_depth: int = 64) -> AsyncIterator[Rig]:
     """Started gateway and ``workers`` workers (``stagger_s`` apart: each blocks in turn, so Redis's first-come
-    order among them is known). On the way out, all stop; then every key of the prefix must have a TTL, and no
+    order among them is known; with ``dispatch.local`` the first is the gateway's own). On the way out, all stop;
+    then every key of the prefix must have a TTL, and no
     worker may be left on the idle stack or in the room set (stopping workers leave both); the keys are deleted."""
     target = parse_url(URL)
     reader = InMemoryMetricReader()
     telemetry = Telemetry.build(TelemetryConfig(), metric_readers=[reader])
     backend = SimBackend("sim", sim)
     await backend.start()
-    gateway = RedisDispatcher(config, target=target, backends=["sim"], telemetry=telemetry,
-                              max_queue_depth=max_queue_depth, retry_after_s=1)
     started = [RedisWorker({"sim": backend}, config, target=target, telemetry=telemetry) for _ in range(workers)]
+    # With dispatch.local the first worker is the gateway's own, as in one `lockgate serve` process.
+    gateway = RedisDispatcher(config, target=target, backends=["sim"], telemetry=telemetry,
+                              max_queue_depth=max_queue_depth, retry_after_s=1, local=started[0] if started else None)
     client = Redis.from_url(URL)
     keys = Keys(config.key_prefix, config.priority_bands)
     await gateway.start()
