@@ -3,8 +3,10 @@
   (a) engine    the simulated engine alone over HTTP + SSE (`lockgate sim-server --protocol vllm`): the reference
   (b) embedded  `lockgate serve` (embedded dispatch) in a subprocess, over HTTP + SSE
   (c) redis     `lockgate gateway` + `lockgate worker` subprocesses sharing Redis, over HTTP + SSE
+  (d) local     `lockgate serve` with Redis dispatch and `dispatch.local` (the job starts on the process's own
+                worker and is recorded in Redis; its events stay in the process), over HTTP + SSE
       sim       (optional) the simulator driven in this process, no HTTP: shows what HTTP + client cost in (a)
-(b) and (c) run the simulator in their worker (or serve) process; with --engine vllm-replica they run the `vllm`
+(b), (c) and (d) run the simulator in their worker (or serve) process; with --engine vllm-replica they run the `vllm`
 adapter over HTTP to a replica process of their own, as beside a real engine.
 
 Each request streams exactly --tokens tokens (ignore_eos). TTFT = first token-carrying chunk - send;
@@ -228,6 +230,8 @@ def write_config(path: Path, args: argparse.Namespace, prefix: str, redis_url: s
     sim = f"ttft_ms = {args.ttft_ms}, tpot_ms = {args.tpot_ms}, batch_capacity = 1024"
     backend = (f'kind = "vllm"\noptions = {{ url = "{engine_url}", model = "m" }}' if engine_url else
                f'kind = "sim"\noptions = {{ {sim} }}')
+    if kind == "local":  # Redis dispatch in `lockgate serve`, with the local start
+        kind, extra = "redis", f"local = true\n{extra}"
     path.write_text(f"""
 [server]
 shutdown_grace_s = 2
@@ -388,7 +392,7 @@ async def main(args: argparse.Namespace) -> None:
                     port = await start_target(target, procs, tmpdir, args, prefix)
                     load_before = os.getloadavg()[0]
                     result = await run_http(name, port, times, texts, args.tokens, procs,
-                                            args.redis if target == "redis" else None)
+                                            args.redis if target in ("redis", "local") else None)
                     result.load = (load_before, os.getloadavg()[0])
                     results.append(measured(result, keep))
                     procs.stop()
@@ -399,9 +403,9 @@ async def main(args: argparse.Namespace) -> None:
 
 
 def start_lockgate(procs: Procs, target: str, cfg: Path, port: int, n: int, workers: int | None = None) -> None:
-    """``serve`` (target embedded), or gateways and workers (target redis), ``n`` of each (``workers`` of those
-    if given) on one port: with ``server.reuse_port`` (write_config sets it for n > 1) the kernel spreads the
-    connections."""
+    """``serve`` (targets embedded and local), or gateways and workers (target redis), ``n`` of each (``workers``
+    of those if given) on one port: with ``server.reuse_port`` (write_config sets it for n > 1) the kernel spreads
+    the connections."""
     if target == "redis":
         for _ in range(n if workers is None else workers):
             procs.start("worker", "--config", str(cfg))
@@ -495,7 +499,7 @@ if __name__ == "__main__":
     parser.add_argument("--dispatch-option", action="append", metavar="KEY=VALUE",
                         help="a [dispatch] setting for the lockgate targets (TOML), repeatable")
     parser.add_argument("--targets", default="engine,embedded,redis",
-                        help="comma-separated: engine,embedded,redis, and sim (the simulator in this process)")
+                        help="comma-separated: engine,embedded,redis,local, and sim (the simulator in this process)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat the HTTP targets, alternating their order (default 1)")
     add_engine_option(parser)

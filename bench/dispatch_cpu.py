@@ -6,7 +6,7 @@ and reads each process's utime + stime from /proc before and after. Wall-clock l
 varies with the neighbours' load; CPU seconds per request hardly do. With --profile DIR, py-spy records each
 process during the measured requests (flame graphs as SVG; py-spy must be installed in the venv).
 
-Run: .venv/bin/python bench/dispatch_cpu.py [--requests 2000] [--rate 100] [--targets embedded,redis]
+Run: .venv/bin/python bench/dispatch_cpu.py [--requests 2000] [--rate 100] [--targets embedded,redis,local]
      .venv/bin/python bench/dispatch_cpu.py --targets redis --engine vllm-replica   # a worker on the HTTP path
 """
 
@@ -126,7 +126,7 @@ if __name__ == "__main__":
     parser.add_argument("--redis", default=os.environ.get("LOCKGATE_REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--dispatch-option", action="append", metavar="KEY=VALUE",
                         help="a [dispatch] setting (TOML), repeatable, e.g. coalesce_ms=2")
-    parser.add_argument("--targets", default="embedded,redis", help="comma-separated: embedded,redis")
+    parser.add_argument("--targets", default="embedded,redis", help="comma-separated: embedded,redis,local")
     add_engine_option(parser)
     parser.add_argument("--procs", type=int, default=1,
                         help="processes per lockgate role: N serve, or N gateways + N workers (shared port)")

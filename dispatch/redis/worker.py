@@ -32,7 +32,7 @@ from dispatch.job import Job, decode_job
 from dispatch.redis.connection import CLUSTER_UNAVAILABLE, REDIS_ERRORS, RedisClient, connect
 from dispatch.redis.failover import MasterWatch
 from dispatch.redis.keys import GROUP, Keys
-from dispatch.redis.local import LocalOutbox, LocalStart, Withdrawn
+from dispatch.redis.local import LocalBook, LocalOutbox, LocalStart, Withdrawn
 from dispatch.redis.outbox import GatewayGone, InboxUnreachable, JobCancelled, Outbox, StopJob
 from dispatch.redis.scripts import Scripts, take_when_rung
 from dispatch.redis.ticket import RedisTicket, lost_after_tokens
@@ -131,6 +131,7 @@ class RedisWorker:
         self.scripts = Scripts(self.redis)
         self.writer = InboxWriter(self.redis, marker_ttl_s=int(config.job_key_ttl_s),
                                   window_s=config.coalesce_ms / 1000)
+        self.book = LocalBook(self.redis, marker_ttl_s=int(config.job_key_ttl_s))
         self.telemetry = telemetry
         self._warm = config.wake == "warm"
         self._pack = config.pack
@@ -200,6 +201,7 @@ class RedisWorker:
                              return_exceptions=True)
         await self._watch.close()
         await self.writer.close()
+        await self.book.close()
         with contextlib.suppress(*REDIS_ERRORS):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for name, lane in self._lanes.items():
@@ -294,8 +296,7 @@ class RedisWorker:
         lane = self._lanes.get(job.backend)
         if lane is None or self._stopping or lane.free - lane.asked <= 0 or job.id in self._by_job:
             return None
-        outbox = LocalOutbox(self.redis, ticket, worker_id=self.worker_id,
-                             marker_ttl_s=int(self.config.job_key_ttl_s))
+        outbox = LocalOutbox(self.book, ticket, worker_id=self.worker_id)
         active = _Active("", "", job)
         self._start(job.backend, lane, job.id, active, b"", 1, outbox)
         return _LocalStart(self.worker_id, active, outbox)

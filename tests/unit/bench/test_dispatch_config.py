@@ -26,6 +26,17 @@ def test_the_default_backend_is_the_in_process_simulator(tmp_path: Path) -> None
     assert config.dispatch.coalesce_ms == 2
 
 
+def test_target_local_is_redis_dispatch_with_the_local_start(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    write_config(path, args(), "p", "redis://127.0.0.1:6379/0", "local")
+    dispatch = load_config(path).dispatch
+    assert dispatch.kind == "redis"
+    assert dispatch.local
+    assert dispatch.coalesce_ms == 2  # --dispatch-option still applies
+    write_config(path, args(), "p", "redis://127.0.0.1:6379/0", "redis")
+    assert not load_config(path).dispatch.local
+
+
 def test_with_an_engine_url_the_backend_is_the_vllm_adapter_on_it(tmp_path: Path) -> None:
     # dispatch_cpu.py --engine vllm-replica: the worker reads real HTTP streams, as in production.
     path = tmp_path / "c.toml"

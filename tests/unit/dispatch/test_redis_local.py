@@ -102,6 +102,18 @@ async def test_a_job_runs_on_the_gateways_own_worker_and_its_events_skip_redis()
         assert [k for k in leftovers if b":streamed:" in k or b":cancel:" in k] == []
 
 
+async def test_jobs_that_start_and_end_together_share_their_redis_writes() -> None:
+    # 12 jobs at once, as at a closed loop's wave: 12 markers and 12 acknowledgements, in a few pipelines.
+    async with rig(local_config(), SimOptions(ttft_ms=5, tpot_ms=2), workers=1) as r:
+        tickets = await asyncio.gather(*(r.gateway.submit(job(i, f"wave {i}", max_tokens=10)) for i in range(12)))
+        done = await asyncio.gather(*(drain(t) for t in tickets))
+        assert all(isinstance(events[-1], Completed) for events in done)
+        assert {t.wake for t in tickets} == {"local"}
+        await asyncio.sleep(0.1)
+        assert await no_pending(r)
+        assert 2 <= r.workers[0].book.pipelines <= 8
+
+
 async def test_a_local_start_never_fills_the_lane_past_its_capacity() -> None:
     """Capacity 2, ``pack = 1``: the worker's blocked take has asked for 1 job, so one slot is free for a local start
     and no more; the next jobs go through the queue, and the worker never holds more than 2."""
