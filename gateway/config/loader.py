@@ -105,6 +105,10 @@ def _check(config: Config, registry: PluginRegistry) -> list[tuple[str, str]]:
     if d.heartbeat_interval_s * 2 > d.visibility_timeout_s:
         problems.append(("dispatch.heartbeat_interval_s",
                          "must be at most half of visibility_timeout_s, or live workers' jobs get reclaimed"))
+    if d.local and not d.pack:
+        # With pack = 0 an idle worker's blocked take asks for every free slot, so none is left to start locally.
+        problems.append(("dispatch.local", "needs dispatch.pack >= 1 (a local start uses the slots a waiting "
+                                           "take has not asked for; with pack = 0 it asks for all of them)"))
     try:
         resolve_redis_target(d, environ={})  # the file alone; LOCKGATE_REDIS_URL is the operator's business
     except RedisTargetError as exc:

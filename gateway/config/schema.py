@@ -267,8 +267,8 @@ class DispatchConfig(_Section, frozen=True):
     process's own worker when it has a free slot, while the submit records it in Redis in that worker's pending list
     (heartbeated, reclaimable, acknowledged as any taken job); its events go straight to the client, not through
     Redis. If jobs are waiting, the job queues for the fleet as usual (fair order kept) and the local start is
-    aborted. The first token then skips both Redis hops (docs/dispatch-redis.md, *Local start*). No effect on
-    ``lockgate gateway`` (no workers in its process)."""
+    aborted. The first token then skips both Redis hops (docs/dispatch-redis.md, *Local start*). Needs ``pack`` >= 1.
+    No effect on ``lockgate gateway`` (no workers in its process)."""
     coalesce_ms: Annotated[float, msgspec.Meta(ge=0)] = 1.0
     """Deltas a worker produces within this window (after the first token) go out in one XADD."""
     inbox_ttl_s: PositiveFloat = 60.0

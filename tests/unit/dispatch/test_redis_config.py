@@ -23,6 +23,12 @@ def test_heartbeat_over_half_the_visibility_timeout_is_refused() -> None:
         parse_config(BASE + "visibility_timeout_s = 2\nheartbeat_interval_s = 1.5\n")
 
 
+def test_local_start_without_packing_is_refused_as_it_would_never_apply() -> None:
+    with pytest.raises(ConfigError, match=r"dispatch\.local.*pack >= 1"):
+        parse_config(BASE + "local = true\npack = 0\n")
+    assert parse_config(BASE + "local = true\n").dispatch.local  # with the default pack
+
+
 def test_redis_settings_parse() -> None:
     config = parse_config(BASE + 'redis_url = "redis://r:6379/2"\npriority_bands = 3\n')
     assert config.dispatch.kind == "redis"
