@@ -20,7 +20,7 @@ from dispatch.redis.keys import GROUP, Keys
 from dispatch.redis.local import LocalStart, LocalWorkers
 from dispatch.redis.scripts import Scripts
 from dispatch.redis.ticket import RedisTicket
-from dispatch.redis.wire import WorkerReport, decode_report
+from dispatch.redis.wire import WorkerReport, decode_report, text
 from gateway.config.redis_target import RedisTarget
 from gateway.config.schema import DispatchConfig
 from observability.semconv import DISPATCH_WAKE as WAKE
@@ -143,7 +143,7 @@ class RedisDispatcher:
             self._refused.add(1, {"lockgate.backend": job.backend})
             raise AdmissionRefused(job.backend, int(reply[1]), self._retry_after)
         how = int(reply[2])
-        self._settle(local, job, _str(reply[3]) if how == LOCAL else None, streams[target - 1])
+        self._settle(local, job, text(reply[3]) if how == LOCAL else None, streams[target - 1])
         ticket.wake = _WAKES[how]
         # Per request: through the buffer, as the request's other records (observability/buffer.py).
         self._telemetry.buffer.record(self._wakes, 1, {"lockgate.backend": job.backend, WAKE: ticket.wake})
@@ -245,7 +245,3 @@ def _load(reports: list[WorkerReport]) -> Load | None:
     kv = [x.kv_cache_usage for x in loads if x.kv_cache_usage is not None]
     return Load(waiting=sum(x.waiting for x in loads), running=sum(x.running for x in loads),
                 kv_cache_usage=max(kv) if kv else None)
-
-
-def _str(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

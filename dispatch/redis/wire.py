@@ -38,3 +38,8 @@ def encode_report(report: WorkerReport) -> bytes:
 
 def decode_report(data: bytes) -> WorkerReport:
     return _report_decoder.decode(data)
+
+
+def text(value: bytes | str) -> str:
+    """A Redis reply's string (bytes from a client that does not decode responses)."""
+    return value.decode() if isinstance(value, bytes) else value

@@ -36,7 +36,7 @@ from dispatch.redis.local import LocalBook, LocalOutbox, LocalStart, Withdrawn
 from dispatch.redis.outbox import GatewayGone, InboxUnreachable, JobCancelled, Outbox, StopJob
 from dispatch.redis.scripts import Scripts, take_when_rung
 from dispatch.redis.ticket import RedisTicket, lost_after_tokens
-from dispatch.redis.wire import WorkerReport, decode_report, encode_report
+from dispatch.redis.wire import WorkerReport, decode_report, encode_report, text
 from dispatch.redis.writer import InboxWriter
 from gateway.config.redis_target import RedisTarget
 from gateway.config.schema import DispatchConfig
@@ -237,7 +237,7 @@ class RedisWorker:
                     lane.asked = 0
                 taken = [(s, i, _pairs(f)) for s, i, f in rows]
                 for stream, entry_id, fields in taken:
-                    self._spawn(name, lane, _str(stream), _str(entry_id), fields.get(b"job", b""), 1)
+                    self._spawn(name, lane, text(stream), text(entry_id), fields.get(b"job", b""), 1)
                 backoff = 0.05
             except asyncio.CancelledError:
                 raise
@@ -560,7 +560,7 @@ class RedisWorker:
                     self.cancel(job.id)
         for stream, ids in by_stream.items():
             lost = await self.scripts.heartbeat(keys=[stream], args=[GROUP, self.worker_id, *ids])
-            for entry_id in map(_str, lost):
+            for entry_id in map(text, lost):
                 for active in list(lane.active.values()):
                     if active.entry_id == entry_id and active.task is not None and not active.settling:
                         log.warning("job %s was claimed by another worker; stopping it here", entry_id)
@@ -574,8 +574,8 @@ class RedisWorker:
                 return
             rows = await self.scripts.reclaim(keys=[stream], args=[GROUP, self.worker_id, min_idle, lane.free])
             for entry_id, fields, deliveries in rows:
-                log.info("reclaimed job entry %s from %s (delivery %d)", _str(entry_id), stream, deliveries)
-                self._spawn(name, lane, stream, _str(entry_id), _pairs(fields).get(b"job", b""), int(deliveries))
+                log.info("reclaimed job entry %s from %s (delivery %d)", text(entry_id), stream, deliveries)
+                self._spawn(name, lane, stream, text(entry_id), _pairs(fields).get(b"job", b""), int(deliveries))
 
     # -- cancellation ------------------------------------------------------------------------------------
 
@@ -589,7 +589,7 @@ class RedisWorker:
                 while not self._resubscribe.is_set():
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None and message["type"] == "message":
-                        self.cancel(_str(message["data"]))
+                        self.cancel(text(message["data"]))
             except asyncio.CancelledError:
                 raise
             except REDIS_ERRORS as exc:
@@ -625,8 +625,6 @@ class RedisWorker:
             log.warning("Redis step failed: %s", exc)
 
 
-def _str(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _pairs(flat: Iterable[bytes] | dict[bytes, bytes]) -> dict[bytes, bytes]:
