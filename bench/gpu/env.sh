@@ -63,20 +63,15 @@ stop_workers() {  # BACKEND...: SIGTERM to their workers (they finish what they 
   "$PY" bench/gpu/pin.py stop-workers "$@"
 }
 
-start_embedded() {  # COUNT: `lockgate serve` processes with the embedded dispatch sharing :8001 (lockgate-embedded.toml)
-  cp bench/gpu/lockgate-embedded.toml "$W/lockgate-embedded.toml"  # pin.py knows lockgate's by --config $W/lockgate*
-  for i in $(seq "$1"); do
-    setsid "$PY" -m gateway.cli serve --config "$W/lockgate-embedded.toml" >"$W/embedded-$i.log" 2>&1 < /dev/null &
+start_serve() {  # NAME PORT COUNT: COUNT `lockgate serve` processes of bench/gpu/NAME.toml sharing PORT, then a
+  # request through them. lockgate-embedded (embedded dispatch, :8001), lockgate-local (Redis dispatch with
+  # dispatch.local, :8002). pin.py knows lockgate's processes by --config $W/lockgate*.
+  sed -e "s|127.0.0.1:6379|127.0.0.1:${BAKE_REDIS_PORT:-6379}|" "bench/gpu/$1.toml" >"$W/$1.toml"
+  for i in $(seq "$3"); do
+    setsid "$PY" -m gateway.cli serve --config "$W/$1.toml" >"$W/$1-$i.log" 2>&1 < /dev/null &
   done
-  wait_for http://127.0.0.1:8001/healthz 120 "lockgate serve (embedded dispatch)" "$W/embedded-1.log"
-}
-
-start_colocated() {  # COUNT: `lockgate serve` processes with Redis dispatch and dispatch.local sharing :8002
-  sed -e "s|127.0.0.1:6379|127.0.0.1:${BAKE_REDIS_PORT:-6379}|" bench/gpu/lockgate-local.toml >"$W/lockgate-local.toml"
-  for i in $(seq "$1"); do
-    setsid "$PY" -m gateway.cli serve --config "$W/lockgate-local.toml" >"$W/local-$i.log" 2>&1 < /dev/null &
-  done
-  wait_for http://127.0.0.1:8002/healthz 120 "lockgate serve (Redis dispatch, local start)" "$W/local-1.log"
+  wait_for "http://127.0.0.1:$2/healthz" 120 "lockgate serve ($1)" "$W/$1-1.log"
+  "$PY" bench/gpu/smoke.py --gateway "http://127.0.0.1:$2" --models qwen-vllm --timeout 120
 }
 
 # Every vLLM backend of lockgate-gpu.toml: what run.sh stops before it starts other workers or another engine.

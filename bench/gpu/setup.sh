@@ -71,12 +71,10 @@ done
 start_gateways "${BAKE_GATEWAYS:-4}"
 "$PY" bench/gpu/smoke.py --models "${models[@]}" --timeout 600
 if [ -n "${BAKE_EMBEDDED:-}" ]; then  # BAKE_EMBEDDED=N: N lockgate serve, embedded dispatch, on :8001 (...@8001 in BAKE_LG)
-  start_embedded "$BAKE_EMBEDDED"
-  "$PY" bench/gpu/smoke.py --gateway http://127.0.0.1:8001 --models qwen-vllm --timeout 120
+  start_serve lockgate-embedded 8001 "$BAKE_EMBEDDED"
 fi
 if [ -n "${BAKE_COLOCATED:-}" ]; then  # BAKE_COLOCATED=N: N lockgate serve, Redis dispatch + local start, on :8002
-  start_colocated "$BAKE_COLOCATED"
-  "$PY" bench/gpu/smoke.py --gateway http://127.0.0.1:8002 --models qwen-vllm --timeout 120
+  start_serve lockgate-local 8002 "$BAKE_COLOCATED"
 fi
 pin_all
 echo "setup done: $(date -u +%T)"

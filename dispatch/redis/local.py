@@ -22,9 +22,10 @@ from typing import Protocol
 from backends.events import TERMINAL, Delta, Event
 from dispatch.job import Job
 from dispatch.redis.connection import REDIS_ERRORS, RedisClient
-from dispatch.redis.keys import GROUP, Keys
+from dispatch.redis.keys import Keys
 from dispatch.redis.outbox import InboxUnreachable, JobCancelled, StopJob
 from dispatch.redis.ticket import RedisTicket
+from dispatch.redis.writer import add_ack
 
 
 class Withdrawn(StopJob):
@@ -63,28 +64,28 @@ class LocalBook:
     def __init__(self, redis: RedisClient, *, marker_ttl_s: int) -> None:
         self._redis = redis
         self._ttl = marker_ttl_s
-        self._queue: list[tuple[str, tuple[str, ...], asyncio.Future[None] | None]] = []
+        self._queue: list[tuple[Job, tuple[str, str] | None, asyncio.Future[None] | None]] = []
+        """Per write: the job, the entry to acknowledge (None: set the streamed marker), who waits for it."""
         self._task: asyncio.Task[None] | None = None
         self.pipelines = 0
 
     def mark(self, job: Job) -> None:
         """The job's streamed marker, best effort: without it a reclaim would only run the job again for nobody
         (its client is in this process)."""
-        self._push("mark", (Keys.streamed(job.reply_to, job.id),), None)
+        self._push(job, None, None)
 
     async def ack(self, job: Job, stream: str, entry_id: str) -> None:
         """XACK + XDEL of the job's entry and its keys deleted; raises one of REDIS_ERRORS."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._push("ack", (stream, entry_id, Keys.cancel_flag(job.reply_to, job.id),
-                           Keys.streamed(job.reply_to, job.id)), done)
+        self._push(job, (stream, entry_id), done)
         await done
 
     async def close(self) -> None:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
 
-    def _push(self, op: str, args: tuple[str, ...], done: asyncio.Future[None] | None) -> None:
-        self._queue.append((op, args, done))
+    def _push(self, job: Job, ack: tuple[str, str] | None, done: asyncio.Future[None] | None) -> None:
+        self._queue.append((job, ack, done))
         if self._task is None:
             # A task of its own, scheduled behind the ones already ready: the client's write of the event that
             # caused this comes first.
@@ -98,18 +99,15 @@ class LocalBook:
         finally:
             self._task = None
 
-    async def _send(self, batch: list[tuple[str, tuple[str, ...], asyncio.Future[None] | None]]) -> None:
+    async def _send(self, batch: list[tuple[Job, tuple[str, str] | None, asyncio.Future[None] | None]]) -> None:
         self.pipelines += 1
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                for op, args, _ in batch:
-                    if op == "mark":
-                        pipe.set(args[0], b"1", ex=self._ttl)
+                for job, ack, _ in batch:
+                    if ack is None:
+                        pipe.set(Keys.streamed(job.reply_to, job.id), b"1", ex=self._ttl)
                     else:
-                        stream, entry_id, *keys = args
-                        pipe.xack(stream, GROUP, entry_id)
-                        pipe.xdel(stream, entry_id)
-                        pipe.delete(*keys)
+                        add_ack(pipe, *ack, job.reply_to, job.id)
                 await pipe.execute()
         except REDIS_ERRORS as exc:
             for _, _, done in batch:
@@ -139,7 +137,6 @@ class LocalOutbox:
         self._ack: tuple[str, str] | None = None
         self.token_sent = False
         self.acked = False
-        self.writes = 0
 
     # -- the submit's answer -------------------------------------------------------------------------------
 
@@ -193,7 +190,6 @@ class LocalOutbox:
             raise JobCancelled()
 
     def _deliver(self, events: list[Event]) -> None:
-        self.writes += 1
         # Delivered first: the client's task is then scheduled before the book's, whose send would delay it.
         self._ticket.deliver(self._worker, events)
         if not self.token_sent and any(isinstance(e, Delta) and e.tokens > 0 for e in events):

@@ -51,7 +51,6 @@ class Outbox:
         self._error: StopJob | None = None
         self.token_sent = False
         self.acked = False
-        self.writes = 0
 
     async def emit(self, event: Event) -> None:
         if self._error is not None:
@@ -96,7 +95,6 @@ class Outbox:
                                                urgent=urgent, marker=first_token, ack=ack)
         except REDIS_ERRORS as exc:
             raise InboxUnreachable(str(exc)) from exc
-        self.writes += 1
         self.acked = ack is not None
         if first_token:
             self.token_sent = True

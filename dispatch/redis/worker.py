@@ -37,7 +37,7 @@ from dispatch.redis.outbox import GatewayGone, InboxUnreachable, JobCancelled, O
 from dispatch.redis.scripts import Scripts, take_when_rung
 from dispatch.redis.ticket import RedisTicket, lost_after_tokens
 from dispatch.redis.wire import WorkerReport, decode_report, encode_report, text
-from dispatch.redis.writer import InboxWriter
+from dispatch.redis.writer import InboxWriter, add_ack
 from gateway.config.redis_target import RedisTarget
 from gateway.config.schema import DispatchConfig
 from observability.propagation import context_from_traceparent
@@ -454,12 +454,9 @@ class RedisWorker:
         await outbox.emit(failure)
 
     async def _ack(self, active: _Active) -> None:
+        job = active.job
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xack(active.stream, GROUP, active.entry_id)
-            pipe.xdel(active.stream, active.entry_id)
-            if active.job is not None:
-                pipe.delete(Keys.cancel_flag(active.job.reply_to, active.job.id),
-                            Keys.streamed(active.job.reply_to, active.job.id))
+            add_ack(pipe, active.stream, active.entry_id, job.reply_to if job else None, job.id if job else "")
             await pipe.execute()
 
     async def _hand_back(self, active: _Active, outbox: Outbox | LocalOutbox) -> None:

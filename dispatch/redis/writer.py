@@ -41,6 +41,15 @@ class Write:
         self.done = done
 
 
+def add_ack(pipe: Any, stream: str, entry_id: str, inbox: str | None, job_id: str) -> None:
+    """Queue on ``pipe`` a job's acknowledgement: XACK, then XDEL (entries are never trimmed while pending), and its
+    cancel flag and streamed marker deleted (none without ``inbox``: an undecodable entry has no job)."""
+    pipe.xack(stream, GROUP, entry_id)
+    pipe.xdel(stream, entry_id)
+    if inbox is not None:
+        pipe.delete(Keys.cancel_flag(inbox, job_id), Keys.streamed(inbox, job_id))
+
+
 def emit_call(batch: list[Write], ttl: int) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV of one EMIT call for ``batch``, all of one inbox."""
     inbox = batch[0].inbox
@@ -134,9 +143,7 @@ class InboxWriter:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for w, (stream, entry_id), _ in ending:
-                    pipe.xack(stream, GROUP, entry_id)
-                    pipe.xdel(stream, entry_id)
-                    pipe.delete(Keys.cancel_flag(w.inbox, w.job_id), Keys.streamed(w.inbox, w.job_id))
+                    add_ack(pipe, stream, entry_id, w.inbox, w.job_id)
                 await pipe.execute()
         except REDIS_ERRORS as exc:
             _fail([w for w, _, _ in ending], exc)

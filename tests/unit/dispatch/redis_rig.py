@@ -43,6 +43,15 @@ class Rig:
                 if m.name == "lockgate.dispatch.wakes" for p in m.data.data_points}
 
 
+async def clear_prefix(client: Redis, prefix: str) -> list[bytes]:
+    """Delete every key under ``prefix``; return those that had no TTL (each must have one)."""
+    found = [k async for k in client.scan_iter(match=f"{prefix}:*")]
+    without_ttl = [k for k in found if await client.ttl(k) == -1]
+    if found:
+        await client.delete(*found)
+    return without_ttl
+
+
 @asynccontextmanager
 async def rig(config: DispatchConfig, sim: SimOptions, *, workers: int = 3, stagger_s: float = 0.0,
               max_queue_depth: int = 64) -> AsyncIterator[Rig]:
@@ -75,10 +84,7 @@ async def rig(config: DispatchConfig, sim: SimOptions, *, workers: int = 3, stag
         await backend.close()
         on_stack = await client.lrange(keys.idle("sim"), 0, -1)
         in_room = await client.zrange(keys.room("sim"), 0, -1)
-        leftovers = [k async for k in client.scan_iter(match=f"{config.key_prefix}:*")]
-        without_ttl = [k for k in leftovers if await client.ttl(k) == -1]
-        if leftovers:
-            await client.delete(*leftovers)
+        without_ttl = await clear_prefix(client, config.key_prefix)
         await client.aclose()
         assert without_ttl == []
         assert on_stack == []

@@ -20,7 +20,7 @@ from gateway.config.redis_target import parse_url
 from gateway.config.schema import DispatchConfig, TelemetryConfig
 from observability.telemetry import Telemetry
 
-from .redis_rig import URL, Rig, rig
+from .redis_rig import URL, Rig, clear_prefix, rig
 from .test_redis_scripts import submit
 from .test_redis_slots import drain, job
 from .test_redis_wake import idle
@@ -207,9 +207,6 @@ async def test_a_local_start_is_withdrawn_when_jobs_wait_and_the_job_keeps_its_p
         await here.close()
         await other.close()
         await backend.close()
-        found = [k async for k in client.scan_iter(match=f"{config.key_prefix}:*")]
-        without_ttl = [k for k in found if await client.ttl(k) == -1]
-        if found:
-            await client.delete(*found)
+        without_ttl = await clear_prefix(client, config.key_prefix)
         await client.aclose()
     assert without_ttl == []
