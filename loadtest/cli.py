@@ -25,6 +25,11 @@ examples:
   lockgate bench --target http://127.0.0.1:8000/v1 --model m --rate 1,2,4,8 --arrival gamma --burstiness 0.5 \\
       -n 300 --dataset sharegpt --dataset-path sharegpt.json --output-len none --out out
 
+  # the gateway's added latency, request by request: each request goes to the engine, then through lockgate
+  # (the first target rotating), in one shared run, so the engine's drift between runs cancels out
+  lockgate bench --target http://127.0.0.1:8100/v1,label=direct --target http://127.0.0.1:8000/v1,label=lockgate \
+      --model m -c 1 -d 120 --warmup 5s --interleave
+
   # diff two saved runs
   lockgate bench compare out-a/summary.json out-b/summary.json
 
@@ -104,7 +109,8 @@ def spec_from_args(args: argparse.Namespace) -> BenchSpec:
                                 path=args.dataset_path, prefix_len=args.prefix_len, num_prefixes=args.num_prefixes,
                                 seed=args.dataset_seed),
             num_requests=args.num_requests, duration_s=args.duration, warmup=args.warmup, cooldown=args.cooldown,
-            rounds=args.rounds, concurrent_targets=args.concurrent_targets, endpoint=args.endpoint,
+            rounds=args.rounds, concurrent_targets=args.concurrent_targets, interleave=args.interleave,
+            endpoint=args.endpoint,
             ignore_eos=not args.no_ignore_eos,
             slo=SLO(ttft_s=_seconds(args.slo_ttft_ms), tpot_s=_seconds(args.slo_tpot_ms),
                     e2e_s=_seconds(args.slo_e2e_ms)),
@@ -133,6 +139,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     files.write_csv(result, out / "summary.csv")
     (out / "report.html").write_text(html.render(result))
     print(table.render(result.points))
+    if result.paired:
+        print(table.paired_lines(result.paired))
     if result.self_check is not None:
         print(table.self_check_lines(result.self_check))
     print(f"wrote {out}/requests.jsonl, summary.json, summary.csv, report.html")
@@ -164,6 +172,9 @@ def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     t.add_argument("--endpoint", choices=["chat", "completions"], default="chat")
     t.add_argument("--rounds", type=int, default=1, help="runs per target per point, order reversed each round")
     t.add_argument("--concurrent-targets", action="store_true", help="send each request to all targets at once")
+    t.add_argument("--interleave", action="store_true",
+                   help="closed loop: each slot sends each request to every target in turn, one shared run; "
+                        "reports each target's added TTFT/TPOT/E2E against the first, request by request")
     ld = bench.add_argument_group("load")
     ld.add_argument("-c", "--concurrency", type=lambda s: _numbers(s, int), metavar="N[,N...]",
                     help="closed loop; several values sweep")

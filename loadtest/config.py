@@ -99,6 +99,11 @@ class BenchSpec(_Spec, frozen=True):
     """Each target runs each point this many times, the target order reversed every other round."""
     concurrent_targets: bool = False
     """Send every scheduled request to all targets at once instead of one target after another."""
+    interleave: bool = False
+    """Closed loop: each slot sends each request to every target in turn, one after another (the first target
+    rotating with the request's index), so the targets share one run and whatever the engine drifts through,
+    every target meets alike. For added latency measured in pairs (``BenchResult.paired``); each target's
+    throughput is then its share of the shared run, not what it serves alone."""
     endpoint: Endpoint = "chat"
     ignore_eos: bool = True
     """Send ``ignore_eos: true`` (a top-level extra field vLLM, SGLang and lockgate accept)."""
@@ -127,6 +132,12 @@ class BenchSpec(_Spec, frozen=True):
                 raise ValueError("a load shape has either a concurrency (closed loop) or a rate (open loop)")
         if self.num_requests is None and self.duration_s is None:
             raise ValueError("bound the run with a request count or a duration")
+        if self.interleave and self.concurrent_targets:
+            raise ValueError("interleave sends a request's copies one after another, concurrent_targets at once: "
+                             "choose one")
+        if self.interleave and any(load.concurrency is None for load in self.loads):
+            raise ValueError("interleave needs a closed loop (concurrency): an open loop's schedule fixes when "
+                             "each copy is sent")
         labels = [t.name for t in self.targets]
         if len(set(labels)) != len(labels):
             raise ValueError(f"target labels must differ: {labels}")

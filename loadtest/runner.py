@@ -116,7 +116,22 @@ async def _closed_loop(ctx: _Context, clients: Sequence[Transport], shard: Shard
                 return
             await ctx.one(clients[k], ctx.phase.targets[k], index, now)
 
+    async def interleaved_slot() -> None:
+        targets = ctx.phase.targets
+        while True:
+            index = sources[0].take()
+            if (spec.num_requests is not None and index >= spec.num_requests) or (
+                    spec.duration_s is not None and ctx.clock.now() >= spec.duration_s):
+                return
+            for j in range(len(targets)):
+                k = (index + j) % len(targets)
+                await ctx.one(clients[k], targets[k], index, ctx.clock.now())
+
     async with asyncio.TaskGroup() as tg:
+        if spec.interleave:
+            for _ in range(shard.share(load.concurrency)):
+                tg.create_task(interleaved_slot())
+            return
         for k in range(len(ctx.phase.targets)):
             for _ in range(shard.share(load.concurrency)):
                 tg.create_task(slot(k))

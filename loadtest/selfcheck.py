@@ -38,6 +38,7 @@ def _run(spec: BenchSpec, target: Target, load: LoadShape, count: int, progress:
         spec, targets=(target,), loads=(load,), num_requests=count, duration_s=None,
         # The first requests open connections; a server's accept is not what this measures.
         warmup=Exclusion(requests=min(10, count // 5)), cooldown=Exclusion(), rounds=1, concurrent_targets=False,
+        interleave=False,
         slo=SLO())
     records = execute(check, Phase(point=0, round=0, load=load, targets=(target,)),
                       processes=processes_for(check, load, 1), label="self-check", progress=progress)

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.gpu import engine_probe, pin
-from loadtest.bench import BenchResult, phases, redacted
+from loadtest.bench import BenchResult, phase_processes, phases, redacted
 from loadtest.cli import add_bench_parser, spec_from_args
 from loadtest.config import BenchSpec
 from loadtest.output import files, html, table
-from loadtest.procs import execute, processes_for
+from loadtest.paired import PairedDiff, compare_pairs
+from loadtest.procs import execute
 from loadtest.record import RequestRecord
 from loadtest.summary import PointSummary, mark_measured, summarize
 
@@ -39,6 +40,7 @@ def run(spec: BenchSpec, url: str, condition: str, sink: files.JsonlSink) -> tup
     """loadtest.bench.run_bench's loop, with a snapshot on each side of every run."""
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     points: list[PointSummary] = []
+    paired: list[PairedDiff] = []
     rows: list[dict[str, Any]] = []
     for point, load in enumerate(spec.loads):
         runs: dict[str, list[list[RequestRecord]]] = {t.name: [] for t in spec.targets}
@@ -46,8 +48,7 @@ def run(spec: BenchSpec, url: str, condition: str, sink: files.JsonlSink) -> tup
             for phase in phases(spec, point, load, round_):
                 label = f"{'+'.join(t.name for t in phase.targets)} c={load.concurrency} r={load.rate} r{round_}"
                 before = engine_probe.snapshot(url)
-                records = execute(spec, phase, processes=processes_for(spec, load, len(phase.targets)), label=label,
-                                  progress=False)
+                records = execute(spec, phase, processes=phase_processes(spec, phase), label=label, progress=False)
                 after = engine_probe.snapshot(url)
                 for t in phase.targets:
                     mine = sorted((r for r in records if r.target == t.name), key=lambda r: r.index)
@@ -65,7 +66,9 @@ def run(spec: BenchSpec, url: str, condition: str, sink: files.JsonlSink) -> tup
                       f"in {row['wall_s']:.1f} s", flush=True)
         for t in spec.targets:
             points.append(summarize(t.name, point, load, runs[t.name], spec.slo, None))
-    return BenchResult(created=created, spec=redacted(spec), points=points), rows
+        if spec.interleave:
+            paired.extend(compare_pairs(spec.targets, point, load, runs))
+    return BenchResult(created=created, spec=redacted(spec), points=points, paired=paired), rows
 
 
 def main() -> int:
@@ -88,6 +91,8 @@ def main() -> int:
     (args.out / "engine.json").write_text(json.dumps({"condition": condition, "pin": state, "runs": rows},
                                                      indent=1) + "\n")
     print(table.render(result.points))
+    if result.paired:
+        print(table.paired_lines(result.paired))
     print(f"wrote {args.out}/requests.jsonl, summary.json, summary.csv, report.html, engine.json")
     return 0
 

@@ -15,7 +15,10 @@
 #                                   # LABEL@PORT: another port, e.g. qwen-vllm:lockgate-embedded@8001 with setup.sh's
 #                                   # BAKE_EMBEDDED=N, N lockgate serve with the embedded dispatch),
 #                                   # BAKE_DIRECT=sglang (SGLang direct, with BAKE_LG=qwen-sglang:lockgate-sglang),
-#                                   # BAKE_POLL=1 (no vCPU of lockgate's set halts: burn.py --poll)
+#                                   # BAKE_POLL=1 (no vCPU of lockgate's set halts: burn.py --poll),
+#                                   # BAKE_INTERLEAVE=1 (bench --interleave: each request to every target in
+#                                   # turn, one shared run, added latency paired request by request; engine.json
+#                                   # then has one row per point and round for all targets together)
 #   bash bench/gpu/run.sh workers BACKEND [N]   # stop the vLLM/SGLang workers, start N (4) for BACKEND instead
 #                                   # (BAKE_WAKE=fifo|warm: with that dispatch.wake; BAKE_COALESCE_MS=N: with that
 #                                   # dispatch.coalesce_ms; BAKE_PACK=N: with that dispatch.pack, 0 = off)
@@ -107,7 +110,7 @@ PY
     "${pre[@]}" "$PY" bench/gpu/pin.py exec -- "$PY" -m bench.gpu.engine_bench --out "$W/$phase" \
       --engine-metrics "$metrics" -- \
       --target "$direct" "${lg_targets[@]}" -c "${BAKE_POINTS:-1,32,100,256}" -d "$DUR" --warmup 2s \
-      --rounds "${BAKE_ROUNDS:-2}" --no-self-check "${common[@]}"
+      --rounds "${BAKE_ROUNDS:-2}" ${BAKE_INTERLEAVE:+--interleave} --no-self-check "${common[@]}"
     "$PY" bench/gpu/tables.py "$W/$phase/summary.json" --baseline "$base" || true
     "$PY" bench/gpu/engine_table.py "$W/$phase/engine.json" --baseline "$base" --csv "$W/$phase/engine.csv" \
       || true ;;

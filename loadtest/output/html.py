@@ -9,7 +9,10 @@ from collections.abc import Sequence
 from html import escape
 
 from loadtest.bench import BenchResult
+from loadtest.config import BenchSpec
 from loadtest.output.svg import Series, line_chart
+from loadtest.output.table import PAIRED_HEAD, paired_rows
+from loadtest.paired import PairedDiff
 from loadtest.selfcheck import SelfCheck
 from loadtest.summary import PointSummary
 
@@ -176,6 +179,23 @@ def _engine_metrics(points: Sequence[PointSummary]) -> str:
     return "".join(out)
 
 
+def _order(spec: BenchSpec) -> str:
+    if spec.interleave:
+        return "interleaved request by request"
+    return "concurrently" if spec.concurrent_targets else "in alternating order"
+
+
+def _paired(paired: Sequence[PairedDiff]) -> str:
+    if not paired:
+        return ""
+    head = "".join(f"<th>{escape(h)}</th>" for h in PAIRED_HEAD)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in paired_rows(paired))
+    return ("<h2>Added latency, request by request (ms)</h2><p>Interleaved run: every request went to each target in "
+            "turn, so each pair met the engine at the same moment. <i>p50 added</i>: the target's p50 minus the "
+            "first target's over the requests both completed; <i>median diff</i>: the median of the per-request "
+            f"differences, with its distribution-free 95% interval.</p><table><tr>{head}</tr>{body}</table>")
+
+
 def render(result: BenchResult) -> str:
     spec = result.spec
     slo = ", ".join(f"{n} <= {v * 1000:g} ms" for n, v in (("TTFT", spec.slo.ttft_s), ("TPOT", spec.slo.tpot_s),
@@ -186,9 +206,9 @@ def render(result: BenchResult) -> str:
         f"<h1>lockgate bench: {escape(' vs '.join(t.name for t in spec.targets))}</h1>",
         f'<p class="note">{escape(result.created)} · dataset {escape(spec.dataset.kind)} (seed {spec.dataset.seed}) · '
         f"schedule seed {spec.seed} · {spec.rounds} round(s), targets "
-        f"{'concurrently' if spec.concurrent_targets else 'in alternating order'} · endpoint {spec.endpoint}"
+        f"{_order(spec)} · endpoint {spec.endpoint}"
         f" · definitions: docs/bench.md</p><ul>{targets}</ul>",
-        _throughput(result.points, slo), _cdfs(result.points), _sweeps(result.points),
+        _paired(result.paired), _throughput(result.points, slo), _cdfs(result.points), _sweeps(result.points),
         _percentiles(result.points), _self_check(result.self_check), _engine_metrics(result.points),
     ]
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>lockgate bench report</title>"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from loadtest.paired import PAIRED_METRICS, PairedDiff
 from loadtest.selfcheck import SelfCheck
 from loadtest.summary import PointSummary
 
@@ -50,3 +51,32 @@ def self_check_lines(check: SelfCheck) -> str:
             f"{label} p50 {_ms(st.p50)} ms p99 {_ms(st.p99)} ms" for label, name in
             (("TTFT", "ttft"), ("ITL", "itl"), ("send lag", "send_lag")) if (st := p.stats.get(name)) is not None))
     return "\n".join(out)
+
+
+PAIRED_HEAD = ("target", "vs", "load", "pairs", *(f"{m.upper()} {what}" for m in PAIRED_METRICS
+                                                   for what in ("p50 added", "median diff (95% CI)")))
+
+
+def paired_rows(paired: Sequence[PairedDiff]) -> list[tuple[str, ...]]:
+    """One row per (target, point): ms added against the baseline over the same requests."""
+    rows = []
+    for d in paired:
+        cells: list[str] = []
+        for name in PAIRED_METRICS:
+            st = d.stats.get(name)
+            if st is None:
+                cells += ["-", "-"]
+                continue
+            ci = f" ({_ms(st.ci_low)} to {_ms(st.ci_high)})" if st.ci_low is not None else ""
+            cells += [f"{st.p50_added * 1000:+.2f}", f"{st.median_diff * 1000:+.2f}{ci}"]
+        rows.append((d.target, d.baseline, f"conc={d.x:g}", str(d.pairs), *cells))
+    return rows
+
+
+def paired_lines(paired: Sequence[PairedDiff]) -> str:
+    rows = [PAIRED_HEAD, *paired_rows(paired)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(PAIRED_HEAD))]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+             for r in rows]
+    return ("interleaved: each target against the first, over the same requests (ms)\n" + lines[0] + "\n"
+            + "-" * len(lines[0]) + "\n" + "\n".join(lines[1:]) + "\n")

@@ -671,3 +671,30 @@ def test_slim_requests_keeps_one_small_row_and_finds_where_the_slow_first_tokens
     assert "| lockgate-vllm | point 256 |" in "\n".join(slim_requests.tail_table(rows, slo_ms=500, top=0.01))
     table = slim_requests.tail_table(rows, slo_ms=1000, top=0.02)
     assert "slowest 2%, 2" in next(line for line in table if line.startswith("| lockgate-vllm"))
+
+
+def test_paired_table_pools_interleaved_runs_by_request_and_reports_the_split(tmp_path: Path) -> None:
+    from bench.gpu import paired_table, slim_requests
+
+    def row(target: str, index: int, ttft: float, *, round_: int = 0, **split: float) -> slim_requests.Slim:
+        return slim_requests.Slim(run="", target=target, point=0, load="c=1", round=round_, index=index,
+                                  measured=True, outcome="ok", ttft_ms=ttft, e2e_ms=ttft + 255.0, n_out=256,
+                                  split=split)
+
+    # Two runs of the same indices (a second lease's file): pooled as different requests, not overwritten.
+    a = [row("vllm-direct", i, 10.0 + i) for i in range(10)] + [
+        row("lockgate-local", i, 11.0 + i, queue=0.3, relay=0.2) for i in range(10)]
+    b = [row("vllm-direct", i, 20.0) for i in range(10)] + [row("lockgate-local", i, 23.0) for i in range(9)]
+    files = []
+    for n, rows in enumerate((a, b)):
+        path = tmp_path / f"{n}.jsonl.xz"
+        slim_requests.write(rows, path)
+        files.append(str(path))
+    lines = paired_table.table([slim_requests.read(Path(f)) for f in files], "vllm-direct")
+    (line,) = lines[2:]
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[:3] == ["c=1", "lockgate-local", "19"]
+    assert cells[4].startswith("+1.00 (+1.00 to +3.00)")  # 10 pairs at +1, 9 at +3
+    assert cells[5] == "+0.000"  # the same stream after the first token
+    assert cells[8:] == ["0.30", "0.20"]  # only the first file's rows carry the headers
+    assert paired_table.main(files) == 0

@@ -82,3 +82,11 @@ def test_public_api() -> None:
          "RequestMetrics", "RequestRecord", "SelfCheck", "Target", "derive", "run_bench"])
     for name in loadtest.__all__:
         assert hasattr(loadtest, name)
+
+
+def test_interleave_flag() -> None:
+    spec = _parse("--target", "http://a:1/v1,label=A", "--target", "http://b:2/v1,label=B", "--model", "m",
+                  "-c", "1", "-d", "30", "--interleave")
+    assert spec.interleave
+    with pytest.raises(argparse.ArgumentTypeError, match="closed loop"):
+        _parse("--target", "http://a:1/v1", "--model", "m", "-r", "1", "-n", "5", "--interleave")
