@@ -19,6 +19,7 @@ from dispatch.redis.inbox import Inbox
 from dispatch.redis.keys import GROUP, Keys
 from dispatch.redis.local import LocalStart, LocalWorkers
 from dispatch.redis.scripts import Scripts
+from dispatch.redis.submits import SubmitBatcher
 from dispatch.redis.ticket import RedisTicket
 from dispatch.redis.wire import WorkerReport, decode_report, text
 from gateway.config.redis_target import RedisTarget
@@ -62,6 +63,7 @@ class RedisDispatcher:
         self.redis = redis or connect(target)
         self.keys = Keys(config.key_prefix, config.priority_bands)
         self.scripts = Scripts(self.redis)
+        self._submits = SubmitBatcher(self.redis, self.scripts, telemetry)
         self.inbox = Inbox(self.redis, self.keys.inbox(self.gateway_id), ttl_s=config.inbox_ttl_s,
                            block_ms=config.block_ms)
         self._backends = list(backends)
@@ -100,6 +102,7 @@ class RedisDispatcher:
         for ticket in list(self.inbox.tickets.values()):
             await ticket.cancel()
         await asyncio.gather(*self._signals, return_exceptions=True)
+        await self._submits.close()
         await self._watch.close()
         await self.inbox.close()
         await self.redis.aclose()
@@ -128,9 +131,9 @@ class RedisDispatcher:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(LOCAL_HEAD_START_S):
                         await local.begun.wait()
-            reply = await self.scripts.submit(
-                keys=keys, args=[target, self._max_depth, encode_job(job), int(self.config.stream_ttl_s), GROUP,
-                                 job.id, job.tenant, local.consumer if local is not None else ""])
+            reply = await self._submits.submit(
+                keys, [target, self._max_depth, encode_job(job), int(self.config.stream_ttl_s), GROUP, job.id,
+                       job.tenant, local.consumer if local is not None else ""])
         except BaseException as exc:
             self.inbox.unregister(ticket)
             self._settle(local, job, None)
