@@ -6,12 +6,14 @@ Each request of an interleaved run went to every target in turn, so a target's c
 the same moment; `lockgate bench` reports each run's pairs in its summary.json (`paired`), and this pools the runs'
 slim rows (slim_requests.py) into one Markdown table: pairs, the TTFT p50 added (target's p50 minus the baseline's
 over the same requests), the median of the per-request differences with its distribution-free 95% interval, the
-TPOT and E2E p50 added, and lockgate's own queue and relay means (its response headers) beside them.
+TPOT and E2E p50 added, the tokens/s kept as the pairs' mean E2E says (`kept`), and lockgate's own queue and relay
+means (its response headers) beside them.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 from collections import defaultdict
@@ -35,6 +37,18 @@ def _p50_added(base: list[float], mine: list[float]) -> float:
     return percentile(sorted(mine), 50) - percentile(sorted(base), 50)
 
 
+def kept(base: list[float], mine: list[float]) -> tuple[float, float, float]:
+    """Tokens/s kept, from the pairs' E2E (same prompts, same output lengths): a closed loop at concurrency c
+    serves c x tokens / mean E2E, so the target keeps mean(baseline E2E) / mean(its E2E); with the bounds from
+    the paired differences' 95% t-interval (normal above 30 pairs)."""
+    n = len(base)
+    b = statistics.fmean(base)
+    diffs = [m - a for a, m in zip(base, mine, strict=True)]
+    d = statistics.fmean(diffs)
+    half = 1.96 * statistics.stdev(diffs) / math.sqrt(n) if n > 1 else 0.0
+    return b / (b + d), b / (b + d + half), b / (b + d - half)
+
+
 def _mean(values: list[float]) -> str:
     return f"{statistics.fmean(values):.2f}" if values else "-"
 
@@ -46,8 +60,8 @@ def table(files: list[list[Slim]], baseline: str) -> list[str]:
             if row.measured and row.outcome == "ok" and row.ttft_ms is not None:
                 by[(row.load or f"point {row.point}", row.target)][(n, row.run, row.round, row.index)] = row
     out = [f"| load | target | pairs | TTFT p50 added | TTFT median diff (95% CI) | TPOT p50 added | "
-           f"E2E p50 added | {baseline} TTFT p50 | queue mean | relay mean |",
-           "|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+           f"E2E p50 added | tokens/s kept, from mean E2E (95% CI) | {baseline} TTFT p50 | queue mean | relay mean |",
+           "|---|---|---:|---:|---|---:|---:|---|---:|---:|---:|"]
     for (load, target), mine in sorted(by.items()):
         base = by.get((load, baseline))
         if target == baseline or base is None:
@@ -61,10 +75,13 @@ def table(files: list[list[Slim]], baseline: str) -> list[str]:
         bounds = median_bounds(len(diffs))
         ci = f" ({diffs[bounds[0]]:+.2f} to {diffs[bounds[1]]:+.2f})" if bounds else ""
         tpots = [(t0, t1) for k in keys if (t0 := _tpot(base[k])) is not None and (t1 := _tpot(mine[k])) is not None]
-        e2e = _p50_added([base[k].e2e_ms for k in keys], [mine[k].e2e_ms for k in keys])
+        b_e2e, m_e2e = [base[k].e2e_ms for k in keys], [mine[k].e2e_ms for k in keys]
+        e2e = _p50_added(b_e2e, m_e2e)
+        ratio, lo, hi = kept(b_e2e, m_e2e)
         out.append(f"| {load} | {target} | {len(keys)} | {_p50_added(b_ttft, m_ttft):+.2f} | "
                    f"{percentile(diffs, 50):+.2f}{ci} | "
                    f"{_p50_added([a for a, _ in tpots], [b for _, b in tpots]):+.3f} | {e2e:+.1f} | "
+                   f"{ratio:.1%} ({lo:.1%}-{hi:.1%}) | "
                    f"{percentile(sorted(b_ttft), 50):.2f} | "
                    f"{_mean([v for k in keys if (v := mine[k].split.get('queue')) is not None])} | "
                    f"{_mean([v for k in keys if (v := mine[k].split.get('relay')) is not None])} |")
