@@ -3,6 +3,7 @@
 from loadtest.bench import BenchResult, run_bench
 from loadtest.config import SLO, BenchSpec, DatasetSpec, Exclusion, LengthDist, LoadShape, Target
 from loadtest.metrics import RequestMetrics, derive
+from loadtest.paired import PairedDiff, PairedStat
 from loadtest.record import RequestRecord
 from loadtest.selfcheck import SelfCheck
 from loadtest.summary import PointSummary
@@ -15,6 +16,8 @@ __all__ = [
     "Exclusion",
     "LengthDist",
     "LoadShape",
+    "PairedDiff",
+    "PairedStat",
     "PointSummary",
     "RequestMetrics",
     "RequestRecord",

@@ -78,7 +78,8 @@ def test_compare_pairs_single_target_runs() -> None:
 
 def test_public_api() -> None:
     assert sorted(loadtest.__all__) == sorted(
-        ["SLO", "BenchResult", "BenchSpec", "DatasetSpec", "Exclusion", "LengthDist", "LoadShape", "PointSummary",
+        ["SLO", "BenchResult", "BenchSpec", "DatasetSpec", "Exclusion", "LengthDist", "LoadShape", "PairedDiff",
+         "PairedStat", "PointSummary",
          "RequestMetrics", "RequestRecord", "SelfCheck", "Target", "derive", "run_bench"])
     for name in loadtest.__all__:
         assert hasattr(loadtest, name)
