@@ -59,7 +59,8 @@ def _value(m: RequestMetrics, name: str) -> float | None:
     return None if value is None else float(value)
 
 
-def _stat(base: Sequence[float], mine: Sequence[float]) -> PairedStat:
+def paired_stat(base: Sequence[float], mine: Sequence[float]) -> PairedStat:
+    """``mine[i]`` against ``base[i]``, one request each (any unit: the stat comes back in it)."""
     diffs = sorted(b - a for a, b in zip(base, mine, strict=True))
     bounds = median_bounds(len(diffs))
     return PairedStat(p50_added=percentile(sorted(mine), 50) - percentile(sorted(base), 50),
@@ -87,7 +88,7 @@ def compare_pairs(targets: Sequence[Target], point: int, load: LoadShape,
             pairs = [(a, b) for key in keys
                      if (a := _value(base[key], name)) is not None and (b := _value(mine[key], name)) is not None]
             if pairs:
-                stats[name] = _stat([a for a, _ in pairs], [b for _, b in pairs])
+                stats[name] = paired_stat([a for a, _ in pairs], [b for _, b in pairs])
         out.append(PairedDiff(target=t.name, baseline=baseline, point=point,
                               x=float(load.concurrency or load.rate or 0.0), pairs=len(keys), stats=stats))
     return out

@@ -107,12 +107,15 @@ async def _closed_loop(ctx: _Context, clients: Sequence[Transport], shard: Shard
     spec, load = ctx.spec, ctx.phase.load
     assert load.concurrency is not None
 
+    def past_bound(index: int, now: float) -> bool:
+        return (spec.num_requests is not None and index >= spec.num_requests) or (
+            spec.duration_s is not None and now >= spec.duration_s)
+
     async def slot(k: int) -> None:
         while True:
             index = sources[k].take()
             now = ctx.clock.now()
-            if (spec.num_requests is not None and index >= spec.num_requests) or (
-                    spec.duration_s is not None and now >= spec.duration_s):
+            if past_bound(index, now):
                 return
             await ctx.one(clients[k], ctx.phase.targets[k], index, now)
 
@@ -120,8 +123,7 @@ async def _closed_loop(ctx: _Context, clients: Sequence[Transport], shard: Shard
         targets = ctx.phase.targets
         while True:
             index = sources[0].take()
-            if (spec.num_requests is not None and index >= spec.num_requests) or (
-                    spec.duration_s is not None and ctx.clock.now() >= spec.duration_s):
+            if past_bound(index, ctx.clock.now()):
                 return
             for j in range(len(targets)):
                 k = (index + j) % len(targets)

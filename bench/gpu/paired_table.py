@@ -20,7 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench.gpu.slim_requests import Slim, read
-from loadtest.paired import median_bounds
+from loadtest.paired import paired_stat
 from loadtest.stats import percentile
 
 Key = tuple[int, str, int, int]
@@ -31,10 +31,6 @@ def _tpot(row: Slim) -> float | None:
     if row.ttft_ms is None or row.n_out is None or row.n_out < 2:
         return None
     return (row.e2e_ms - row.ttft_ms) / (row.n_out - 1)
-
-
-def _p50_added(base: list[float], mine: list[float]) -> float:
-    return percentile(sorted(mine), 50) - percentile(sorted(base), 50)
 
 
 def kept(base: list[float], mine: list[float]) -> tuple[float, float, float]:
@@ -70,17 +66,15 @@ def table(files: list[list[Slim]], baseline: str) -> list[str]:
         if not keys:
             continue
         b_ttft = [base[k].ttft_ms or 0.0 for k in keys]
-        m_ttft = [mine[k].ttft_ms or 0.0 for k in keys]
-        diffs = sorted(m - b for b, m in zip(b_ttft, m_ttft, strict=True))
-        bounds = median_bounds(len(diffs))
-        ci = f" ({diffs[bounds[0]]:+.2f} to {diffs[bounds[1]]:+.2f})" if bounds else ""
+        ttft = paired_stat(b_ttft, [mine[k].ttft_ms or 0.0 for k in keys])
+        ci = f" ({ttft.ci_low:+.2f} to {ttft.ci_high:+.2f})" if ttft.ci_low is not None else ""
         tpots = [(t0, t1) for k in keys if (t0 := _tpot(base[k])) is not None and (t1 := _tpot(mine[k])) is not None]
+        tpot = paired_stat([a for a, _ in tpots], [b for _, b in tpots]).p50_added if tpots else float("nan")
         b_e2e, m_e2e = [base[k].e2e_ms for k in keys], [mine[k].e2e_ms for k in keys]
-        e2e = _p50_added(b_e2e, m_e2e)
         ratio, lo, hi = kept(b_e2e, m_e2e)
-        out.append(f"| {load} | {target} | {len(keys)} | {_p50_added(b_ttft, m_ttft):+.2f} | "
-                   f"{percentile(diffs, 50):+.2f}{ci} | "
-                   f"{_p50_added([a for a, _ in tpots], [b for _, b in tpots]):+.3f} | {e2e:+.1f} | "
+        out.append(f"| {load} | {target} | {len(keys)} | {ttft.p50_added:+.2f} | "
+                   f"{ttft.median_diff:+.2f}{ci} | "
+                   f"{tpot:+.3f} | {paired_stat(b_e2e, m_e2e).p50_added:+.1f} | "
                    f"{ratio:.1%} ({lo:.1%}-{hi:.1%}) | "
                    f"{percentile(sorted(b_ttft), 50):.2f} | "
                    f"{_mean([v for k in keys if (v := mine[k].split.get('queue')) is not None])} | "

@@ -622,8 +622,6 @@ class RedisWorker:
             log.warning("Redis step failed: %s", exc)
 
 
-
-
 def _pairs(flat: Iterable[bytes] | dict[bytes, bytes]) -> dict[bytes, bytes]:
     if isinstance(flat, dict):
         return flat
